@@ -1,0 +1,36 @@
+# Citebot: answer questions over a team's articles, with citations.
+#   docker build -t citebot .
+#   docker run --rm -v "$PWD/articles:/articles:ro" -v citebot-data:/data citebot index /articles
+#   docker run --rm -v citebot-data:/data citebot ask "What models did TBD distill from?"
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HOME=/opt/huggingface \
+    CITEBOT_DATA_DIR=/data \
+    CITEBOT_ARTICLES_DIR=/articles
+
+RUN useradd --system --uid 10001 --home-dir /data citebot \
+    && mkdir -p /data /articles \
+    && chown citebot /data
+
+WORKDIR /app
+
+# The CPU build of torch first, so sentence-transformers does not pull a multi-GB CUDA build.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+COPY pyproject.toml README.md ./
+COPY index ./index
+COPY bot ./bot
+# Bake the default embedding model into the image: the container needs no hub at run time.
+RUN pip install . \
+    && python -c "from sentence_transformers import SentenceTransformer as S; \
+S('intfloat/multilingual-e5-small')"
+
+USER 10001
+VOLUME ["/data"]
+
+ENTRYPOINT ["citebot"]
+CMD ["--help"]

@@ -1,0 +1,217 @@
+"""The `citebot` command: index articles, search, ask, and evaluate from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.answering import Answer, QuestionError
+from bot.engine import Engine
+from bot.settings import Settings
+from index.embedding import EmbedderUnavailableError
+from index.indexer import IndexPlan, IndexProgress, IndexReport
+from index.retrieval import Retrieval
+from index.store import StoreError
+
+log = logging.getLogger("citebot")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        engine = Engine(Settings())
+        return args.run(engine, args)
+    except (StoreError, QuestionError, EmbedderUnavailableError, ValueError) as error:
+        print(f"citebot: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("citebot: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citebot", description="Answer questions over your articles, with citations."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    index = commands.add_parser("index", help="index (or re-index) folders of articles")
+    index.add_argument(
+        "paths", nargs="*", type=Path, help="folders or files (default: CITEBOT_ARTICLES_DIR)"
+    )
+    index.add_argument("--rebuild", action="store_true", help="drop the index and start over")
+    index.set_defaults(run=_index)
+
+    search = commands.add_parser("search", help="show the passages that best match a query")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(run=_search)
+
+    ask = commands.add_parser("ask", help="answer a question with cited sources")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print JSON")
+    ask.set_defaults(run=_ask)
+
+    evaluate = commands.add_parser(
+        "eval", help="measure retrieval and answers on an evaluation set"
+    )
+    evaluate.add_argument("set_dir", type=Path, help="a folder with articles/ and questions.jsonl")
+    evaluate.add_argument(
+        "-k", type=int, default=10, help="how many passages to retrieve (default 10)"
+    )
+    evaluate.add_argument(
+        "--extra-articles",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="distractor articles indexed with the set (repeatable)",
+    )
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(run=_evaluate)
+    return parser
+
+
+def _index(engine: Engine, args: argparse.Namespace) -> int:
+    paths = args.paths or [engine.settings.articles_dir]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise ValueError(f"no such file or folder: {', '.join(missing)}")
+    progress = _ProgressBar()
+    report = engine.corpus().sync(
+        paths, rebuild=args.rebuild, on_plan=progress.start, on_progress=progress.update
+    )
+    progress.close()
+    _print_report(report)
+    return 0
+
+
+def _search(engine: Engine, args: argparse.Namespace) -> int:
+    retrieval = engine.corpus().retriever().retrieve(_question(engine, args.query), args.k)
+    if args.json:
+        print(json.dumps(_retrieval_json(retrieval), ensure_ascii=False, indent=2))
+        return 0
+    for rank, chunk in enumerate(retrieval.chunks, start=1):
+        print(
+            f"{rank}. [{chunk.score:.3f}] {chunk.title} ({chunk.article_id}, chunk {chunk.ordinal})"
+        )
+        print(f"   {_one_line(chunk.text, 300)}")
+    return 0
+
+
+def _ask(engine: Engine, args: argparse.Namespace) -> int:
+    answer = engine.answerer(engine.corpus()).answer(args.question)
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def _evaluate(engine: Engine, args: argparse.Namespace) -> int:
+    from bot.evaluation import evaluate_set, format_eval
+
+    result = evaluate_set(
+        engine,
+        args.set_dir,
+        k=args.k,
+        extra_articles=args.extra_articles,
+        limit=args.limit,
+        on_progress=_ProgressBar().update,
+    )
+    print(json.dumps(result, indent=2) if args.json else format_eval(result))
+    return 0
+
+
+def format_answer(answer: Answer) -> str:
+    """The answer and its numbered sources, as plain text for a terminal."""
+    lines = [answer.text]
+    if answer.citations:
+        lines += ["", "Sources:"]
+    for citation in answer.citations:
+        where = citation.url or citation.path
+        dated = f" ({citation.date})" if citation.date else ""
+        lines.append(f"[{citation.n}] {citation.title}{dated} - {where}")
+        lines.append(f"    \u201c{citation.quote}\u201d")
+    return "\n".join(lines)
+
+
+def _question(engine: Engine, text: str) -> str:
+    from bot.answering import clean_question
+
+    return clean_question(text, engine.settings.max_question_chars)
+
+
+def _retrieval_json(retrieval: Retrieval) -> dict[str, object]:
+    return {
+        "query": retrieval.query,
+        "results": [
+            {
+                "rank": rank,
+                "chunk_id": chunk.chunk_id,
+                "article": chunk.article_id,
+                "title": chunk.title,
+                "score": round(chunk.score, 4),
+                "text": chunk.text,
+            }
+            for rank, chunk in enumerate(retrieval.chunks, start=1)
+        ],
+        "timings_ms": {
+            "embed": round(retrieval.embed_ms, 1),
+            "search": round(retrieval.search_ms, 1),
+        },
+    }
+
+
+def _print_report(report: IndexReport) -> None:
+    for failure in report.failures:
+        print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
+    summary = report.summary()
+    print(
+        f"articles: {summary['added']} added, {summary['updated']} updated, "
+        f"{summary['removed']} removed, {summary['unchanged']} unchanged, "
+        f"{summary['failed']} failed"
+    )
+    print(
+        f"chunks: {summary['chunks_embedded']} embedded, {summary['chunks_total']} in the index; "
+        f"{summary['seconds']} s"
+    )
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
+class _ProgressBar:
+    """A tqdm bar on a terminal; silent when output is piped or logged."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def start(self, plan: IndexPlan) -> None:
+        if plan.to_embed and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=len(plan.to_embed), unit="article", file=sys.stderr)
+
+    def update(self, progress: IndexProgress) -> None:
+        if self._bar is not None:
+            self._bar.n = progress.articles_done
+            self._bar.set_postfix(chunks=progress.chunks_embedded, refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,50 @@
+"""Builds the answer engine's parts from settings: embedder, corpus, answerer."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from bot.answering import ExtractiveAnswerer
+from bot.settings import Settings
+from index.corpus import Corpus
+from index.embedding import Embedder, load_embedder
+from index.retrieval import calibrated_min_score
+from index.store import ChromaConnection
+
+
+class Engine:
+    """The configured Citebot: one embedder (loaded once) shared by every corpus it opens."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return self._embedder or load_embedder(self.settings.embedder_spec)
+
+    @cached_property
+    def connection(self) -> ChromaConnection:
+        return ChromaConnection(self.settings.data_dir)
+
+    def corpus(self, collection: str | None = None) -> Corpus:
+        """The configured collection, or another one (evaluation sets, team channels)."""
+        return Corpus(
+            self.connection,
+            collection or self.settings.collection,
+            self.embedder,
+            self.settings.chunking,
+        )
+
+    def answerer(self, corpus: Corpus) -> ExtractiveAnswerer:
+        """An extractive answerer over a corpus, with the abstention threshold for this model."""
+        min_score = self.settings.min_score
+        if min_score is None:
+            min_score = calibrated_min_score(self.embedder.identity)
+        return ExtractiveAnswerer(
+            corpus.retriever(),
+            self.embedder,
+            top_k=self.settings.top_k,
+            min_score=min_score,
+            max_question_chars=self.settings.max_question_chars,
+        )

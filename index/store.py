@@ -1,0 +1,287 @@
+"""The chunk store: one Chroma collection per corpus, with the vectors and their metadata.
+
+Chroma facts this module is shaped by (chromadb 1.5): `upsert` merges metadata into an old
+record and `add` of an existing id is ignored, so a changed article's chunks are deleted before
+its new ones are added; two writing processes silently lose vectors, so writers hold a lock;
+a long-lived client does not see another process's writes, so readers reopen on a new stamp.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.api.client import SharedSystemClient
+from chromadb.errors import NotFoundError
+from filelock import FileLock, Timeout
+
+from index.articles import Article
+from index.chunking import Chunk
+
+_COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+_STAMP_FILE = "index-stamp.json"
+_LOCK_FILE = "index.lock"
+
+
+class StoreError(RuntimeError):
+    """Base for index problems a user can act on; the message says what to do."""
+
+
+class IndexMissingError(StoreError):
+    """There is no index to read yet."""
+
+
+class EmbedderMismatchError(StoreError):
+    """The index was built with another embedding backend or model than the one configured."""
+
+
+class IndexBusyError(StoreError):
+    """Another process is writing this index."""
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """What the store knows of an indexed article: enough to tell if it changed or is partial."""
+
+    content_hash: str
+    expected_chunks: int
+    stored_chunks: int
+
+    @property
+    def complete(self) -> bool:
+        return self.stored_chunks == self.expected_chunks
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the store returns it, with its similarity to the query (cosine, 1 is best)."""
+
+    chunk_id: str
+    article_id: str
+    text: str
+    title: str
+    date: str | None
+    url: str | None
+    path: str
+    ordinal: int
+    start: int
+    end: int
+    score: float
+
+
+def validate_collection_name(name: str) -> str:
+    """Chroma's rule for names, checked early with a message a user understands."""
+    if not _COLLECTION_NAME.match(name):
+        raise ValueError(
+            f"collection name {name!r} must be 3-512 characters of letters, digits, '.', '_' "
+            "or '-', starting and ending with a letter or digit"
+        )
+    return name
+
+
+def open_client(data_dir: Path) -> ClientAPI:
+    """An embedded Chroma client storing under `data_dir/chroma`, telemetry off."""
+    chroma_dir = data_dir / "chroma"
+    chroma_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(
+        path=str(chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
+    )
+
+
+@contextmanager
+def writer_lock(data_dir: Path) -> Iterator[None]:
+    """Hold the data directory's writer lock, or fail at once if another process holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data_dir / _LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise IndexBusyError(
+            f"another Citebot process is writing the index in {data_dir}; "
+            "wait for it to finish and try again"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def write_stamp(data_dir: Path, summary: dict[str, Any]) -> None:
+    """Record that the index changed, so readers in other processes reopen it."""
+    stamp = {"pid": os.getpid(), **summary}
+    temporary = data_dir / f".{_STAMP_FILE}.{os.getpid()}"
+    temporary.write_text(json.dumps(stamp, ensure_ascii=False), encoding="utf-8")
+    temporary.replace(data_dir / _STAMP_FILE)
+
+
+def read_stamp(data_dir: Path) -> dict[str, Any] | None:
+    """The last index run's stamp, or None before the first run."""
+    try:
+        return json.loads((data_dir / _STAMP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class ChromaConnection:
+    """A Chroma client that reopens when another process has changed the index since."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._seen_stamp = read_stamp(data_dir)
+        self.client = open_client(data_dir)
+
+    def refresh(self) -> bool:
+        """Reopen the client if another process wrote a new stamp; True when it reopened."""
+        stamp = read_stamp(self.data_dir)
+        if stamp == self._seen_stamp:
+            return False
+        self._seen_stamp = stamp
+        if stamp is None or stamp.get("pid") == os.getpid():
+            return False
+        SharedSystemClient.clear_system_cache()
+        self.client = open_client(self.data_dir)
+        return True
+
+
+class ChunkStore:
+    """Chunks of one corpus in one Chroma collection, tied to the embedder that built it."""
+
+    def __init__(self, client: ClientAPI, name: str, embedder_identity: str) -> None:
+        self._client = client
+        self.name = validate_collection_name(name)
+        self._embedder_identity = embedder_identity
+        self._collection: Any = None
+
+    def open_for_writing(self) -> None:
+        """Create the collection if needed; refuse one built by a different embedder."""
+        self._collection = self._client.get_or_create_collection(
+            self.name,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedder": self._embedder_identity},
+        )
+        self._check_embedder()
+
+    def open_for_reading(self) -> None:
+        """Open an existing collection; say how to build it when there is none."""
+        try:
+            self._collection = self._client.get_collection(self.name, embedding_function=None)
+        except NotFoundError:
+            raise IndexMissingError(
+                f"no index named {self.name!r} yet: run `citebot index PATH` first"
+            ) from None
+        self._check_embedder()
+
+    def drop(self) -> None:
+        """Delete the whole collection (for a rebuild)."""
+        with suppress(NotFoundError):
+            self._client.delete_collection(self.name)
+        self._collection = None
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def stored_articles(self) -> dict[str, StoredArticle]:
+        """Every article in the store with its content hash and how many chunks it has."""
+        hashes: dict[str, tuple[str, int]] = {}
+        counts: dict[str, int] = {}
+        total = self.count()
+        batch = self._client.get_max_batch_size()
+        for offset in range(0, total, batch):
+            page = self._collection.get(include=["metadatas"], limit=batch, offset=offset)
+            for metadata in page["metadatas"]:
+                article_id = str(metadata["article"])
+                hashes[article_id] = (str(metadata["content_hash"]), int(metadata["chunk_count"]))
+                counts[article_id] = counts.get(article_id, 0) + 1
+        return {
+            article_id: StoredArticle(content_hash, expected, counts[article_id])
+            for article_id, (content_hash, expected) in hashes.items()
+        }
+
+    def delete_article(self, article_id: str) -> None:
+        self._collection.delete(where={"article": article_id})
+
+    def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Store an article's chunks; call `delete_article` first if it was stored before."""
+        batch = self._client.get_max_batch_size()
+        for first in range(0, len(chunks), batch):
+            part = chunks[first : first + batch]
+            self._collection.add(
+                ids=[chunk.id for chunk in part],
+                embeddings=vectors[first : first + batch],
+                documents=[chunk.text for chunk in part],
+                metadatas=[_chunk_metadata(article, chunk, len(chunks)) for chunk in part],
+            )
+
+    def search(self, vector: np.ndarray, k: int) -> list[StoredChunk]:
+        """The `k` chunks nearest to a query vector, best first."""
+        total = self.count()
+        if total == 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=[vector],
+            n_results=min(k, total),
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            _stored_chunk(chunk_id, text, metadata, 1.0 - distance)
+            for chunk_id, text, metadata, distance in zip(
+                result["ids"][0],
+                result["documents"][0],
+                result["metadatas"][0],
+                result["distances"][0],
+                strict=True,
+            )
+        ]
+
+    def _check_embedder(self) -> None:
+        built_with = (self._collection.metadata or {}).get("embedder")
+        if built_with != self._embedder_identity:
+            raise EmbedderMismatchError(
+                f"the index {self.name!r} was built with {built_with}, but the configured "
+                f"embedder is {self._embedder_identity}; rebuild it with "
+                "`citebot index --rebuild PATH` (or configure the original model)"
+            )
+
+
+def _chunk_metadata(article: Article, chunk: Chunk, chunk_count: int) -> dict[str, Any]:
+    metadata = {
+        "article": article.id,
+        "path": str(article.path),
+        "title": article.title,
+        "date": article.date,
+        "url": article.url,
+        "source": article.source,
+        "content_hash": article.content_hash,
+        "chunk_count": chunk_count,
+        "ordinal": chunk.ordinal,
+        "start": chunk.start,
+        "end": chunk.end,
+        "tokens": chunk.token_count,
+    }
+    return {key: value for key, value in metadata.items() if value is not None}
+
+
+def _stored_chunk(chunk_id: str, text: str, metadata: dict[str, Any], score: float) -> StoredChunk:
+    return StoredChunk(
+        chunk_id=chunk_id,
+        article_id=str(metadata["article"]),
+        text=text,
+        title=str(metadata.get("title", "")),
+        date=metadata.get("date"),
+        url=metadata.get("url"),
+        path=str(metadata.get("path", "")),
+        ordinal=int(metadata.get("ordinal", 0)),
+        start=int(metadata.get("start", 0)),
+        end=int(metadata.get("end", 0)),
+        score=float(score),
+    )

