@@ -20,7 +20,7 @@ NO_ANSWER = "The indexed articles don't answer this question."
 # Chunks scoring this far below the best one are not quoted from.
 _CHUNK_SCORE_WINDOW = 0.04
 # A sentence joins the answer when it scores within this margin of the best sentence.
-_SENTENCE_MARGIN = 0.015
+_SENTENCE_MARGIN = 0.03
 # How much a sentence's chunk score counts next to the sentence's own similarity.
 _CHUNK_SCORE_WEIGHT = 0.5
 _QUOTE_CANDIDATE_CHUNKS = 4

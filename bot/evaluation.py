@@ -83,7 +83,7 @@ def evaluate_set(
 ) -> dict[str, object]:
     """Index the set (cached), ask every question, and return the metrics."""
     roots = [set_dir / "articles", *extra_articles]
-    corpus = engine.corpus(_collection_name(engine, roots))
+    corpus = engine.corpus(eval_collection_name(engine, roots))
     report = corpus.sync(roots, on_progress=on_progress)
     questions = load_questions(set_dir)[:limit]
     retriever = corpus.retriever()
@@ -141,7 +141,7 @@ def format_eval(metrics: dict[str, object]) -> str:
     )
 
 
-def _collection_name(engine: Engine, roots: Sequence[Path]) -> str:
+def eval_collection_name(engine: Engine, roots: Sequence[Path]) -> str:
     """One collection per set of folders, embedder and chunking, so a cached index stays valid."""
     key = json.dumps(
         [

