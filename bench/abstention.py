@@ -1,5 +1,8 @@
-"""Calibrate the abstention threshold: answerable questions against their own set, unanswerable
-ones (another set's questions) against it, and the false-abstain / false-answer rates per cut.
+"""Calibrate abstention: answerable questions against their own set, unanswerable ones (other
+sets' questions) against it; false-abstain / false-answer rates per threshold for two signals:
+
+- `top1`: cosine similarity of the nearest chunk;
+- `margin`: how far the nearest chunk stands out: top1 minus the median of the top 50.
 
     python bench/abstention.py ../shared/eval/seed-news ../shared/eval/xquad-en-zh-dev \
         ../shared/eval/drcd-dev [--per-set 300]
@@ -18,13 +21,33 @@ import numpy as np
 from bot.engine import Engine
 from bot.evaluation import eval_collection_name, load_questions
 from bot.settings import Settings
+from index.retrieval import Retriever, abstention_signal
+
+
+def _signals(retriever: Retriever, question: str) -> tuple[float, float]:
+    scores = [chunk.score for chunk in retriever.retrieve(question, 50).chunks]
+    return scores[0], abstention_signal(scores)
+
+
+def _table(name: str, positives: np.ndarray, negatives: np.ndarray, max_false_abstain: float):
+    print(f"\nsignal {name}: threshold  false-abstain  false-answer")
+    for threshold in np.quantile(positives, [0.01, 0.02, 0.05, 0.10, 0.20, 0.30]):
+        print(
+            f"{threshold:24.4f}  {np.mean(positives < threshold):13.3f}"
+            f"  {np.mean(negatives >= threshold):12.3f}"
+        )
+    chosen = float(np.quantile(positives, max_false_abstain))
+    print(
+        f"chosen (false-abstain <= {max_false_abstain}): {chosen:.4f}, "
+        f"false-answer {np.mean(negatives >= chosen):.3f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--per-set", type=int, default=300, help="questions sampled per set")
-    parser.add_argument("--max-false-abstain", type=float, default=0.05)
+    parser.add_argument("--max-false-abstain", type=float, default=0.02)
     args = parser.parse_args()
 
     engine = Engine(Settings())
@@ -36,30 +59,20 @@ def main() -> None:
         samples[set_dir] = rng.sample(questions, min(args.per_set, len(questions)))
         corpus = engine.corpus(eval_collection_name(engine, [set_dir / "articles"]))
         corpus.sync([set_dir / "articles"])
-        retrievers[set_dir] = corpus.retriever()
+        retrievers[set_dir] = corpus.retriever("dense")
 
     answerable, unanswerable = [], []
     for set_dir, retriever in retrievers.items():
-        for question in samples[set_dir]:
-            answerable.append(retriever.retrieve(question.question, 1).chunks[0].score)
+        answerable += [_signals(retriever, q.question) for q in samples[set_dir]]
         for other, questions in samples.items():
             if other != set_dir:
-                for question in questions[: max(1, args.per_set // 3)]:
-                    unanswerable.append(retriever.retrieve(question.question, 1).chunks[0].score)
+                share = max(1, args.per_set // 3)
+                unanswerable += [_signals(retriever, q.question) for q in questions[:share]]
 
     positives, negatives = np.array(answerable), np.array(unanswerable)
     print(f"{engine.embedder.identity}: {len(positives)} answerable, {len(negatives)} unanswerable")
-    print("threshold  false-abstain  false-answer")
-    for threshold in np.arange(0.70, 0.90, 0.01):
-        print(
-            f"{threshold:9.2f}  {np.mean(positives < threshold):13.3f}"
-            f"  {np.mean(negatives >= threshold):12.3f}"
-        )
-    chosen = float(np.quantile(positives, args.max_false_abstain))
-    print(
-        f"chosen (false-abstain <= {args.max_false_abstain}): {chosen:.3f}, "
-        f"false-answer {np.mean(negatives >= chosen):.3f}"
-    )
+    for column, name in enumerate(["top1", "margin"]):
+        _table(name, positives[:, column], negatives[:, column], args.max_false_abstain)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,16 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from index.embedding import Embedder
-from index.retrieval import DenseRetriever, Retrieval
+from index.retrieval import Retrieval, Retriever
 from index.sentences import sentence_spans
 from index.store import StoredChunk
 
 NO_ANSWER = "The indexed articles don't answer this question."
-# Chunks scoring this far below the best one are not quoted from.
-_CHUNK_SCORE_WINDOW = 0.04
 # A sentence joins the answer when it scores within this margin of the best sentence.
 _SENTENCE_MARGIN = 0.03
-# How much a sentence's chunk score counts next to the sentence's own similarity.
-_CHUNK_SCORE_WEIGHT = 0.5
-_QUOTE_CANDIDATE_CHUNKS = 4
+# Sentences are quoted from the top chunks only, with a small penalty per rank.
+_QUOTE_CANDIDATE_CHUNKS = 3
+_RANK_PENALTY = 0.005
 
 
 class QuestionError(ValueError):
@@ -105,7 +103,7 @@ class ExtractiveAnswerer:
 
     def __init__(
         self,
-        retriever: DenseRetriever,
+        retriever: Retriever,
         embedder: Embedder,
         *,
         top_k: int = 5,
@@ -129,7 +127,7 @@ class ExtractiveAnswerer:
         """The answer from passages already retrieved (the top `top_k` of them are used)."""
         chunks = retrieval.chunks[: self._top_k]
         timings = {"embed": retrieval.embed_ms, "search": retrieval.search_ms}
-        if not chunks or (self._min_score is not None and chunks[0].score < self._min_score):
+        if not chunks or self._below_threshold(retrieval):
             return Answer(retrieval.query, NO_ANSWER, [], chunks, True, timings)
         started = time.perf_counter()
         sentences = self._best_sentences(chunks, retrieval.query_vector)
@@ -137,22 +135,30 @@ class ExtractiveAnswerer:
         timings["extract"] = (time.perf_counter() - started) * 1000
         return Answer(retrieval.query, text, citations, chunks, False, timings)
 
+    def _below_threshold(self, retrieval: Retrieval) -> bool:
+        """Whether even the nearest passage is too far from the question to answer it."""
+        score = retrieval.best_dense_score
+        return self._min_score is not None and score is not None and score < self._min_score
+
     def _best_sentences(
         self, chunks: list[StoredChunk], query_vector: np.ndarray
     ) -> list[_Sentence]:
-        """Score the sentences of the top chunks against the query and keep the close best."""
+        """Score the sentences of the top chunks against the query and keep the close best.
+
+        A sentence's score is its similarity to the question, less a small penalty for each
+        rank its chunk sits below the first.
+        """
         candidates = [
-            (chunk, chunk.text[span.start : span.end])
-            for chunk in chunks[:_QUOTE_CANDIDATE_CHUNKS]
-            if chunk.score >= chunks[0].score - _CHUNK_SCORE_WINDOW
+            (rank, chunk, chunk.text[span.start : span.end])
+            for rank, chunk in enumerate(chunks[:_QUOTE_CANDIDATE_CHUNKS])
             for span in sentence_spans(chunk.text)
         ]
-        vectors = self._embedder.embed_documents([text for _, text in candidates])
+        vectors = self._embedder.embed_documents([text for _, _, text in candidates])
         similarities = vectors @ query_vector
         scored = sorted(
             (
-                _Sentence(chunk, text, float(similarity) + _CHUNK_SCORE_WEIGHT * chunk.score)
-                for (chunk, text), similarity in zip(candidates, similarities, strict=True)
+                _Sentence(chunk, text, float(similarity) - _RANK_PENALTY * rank)
+                for (rank, chunk, text), similarity in zip(candidates, similarities, strict=True)
             ),
             key=lambda sentence: -sentence.score,
         )

@@ -99,7 +99,11 @@ def _index(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _search(engine: Engine, args: argparse.Namespace) -> int:
-    retrieval = engine.corpus().retriever().retrieve(_question(engine, args.query), args.k)
+    retrieval = (
+        engine.corpus()
+        .retriever(engine.settings.retrieval)
+        .retrieve(_question(engine, args.query), args.k)
+    )
     if args.json:
         print(json.dumps(_retrieval_json(retrieval), ensure_ascii=False, indent=2))
         return 0

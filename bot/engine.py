@@ -42,7 +42,7 @@ class Engine:
         if min_score is None:
             min_score = calibrated_min_score(self.embedder.identity)
         return ExtractiveAnswerer(
-            corpus.retriever(),
+            corpus.retriever(self.settings.retrieval),
             self.embedder,
             top_k=self.settings.top_k,
             min_score=min_score,

@@ -86,7 +86,7 @@ def evaluate_set(
     corpus = engine.corpus(eval_collection_name(engine, roots))
     report = corpus.sync(roots, on_progress=on_progress)
     questions = load_questions(set_dir)[:limit]
-    retriever = corpus.retriever()
+    retriever = corpus.retriever(engine.settings.retrieval)
     answerer = engine.answerer(corpus)
     ranks: list[int | None] = []
     hits: list[bool] = []
@@ -108,6 +108,7 @@ def evaluate_set(
         "questions": len(questions),
         "chunks": report.chunks_total,
         "embedder": engine.embedder.identity,
+        "retrieval": engine.settings.retrieval,
         "index_seconds": round(report.seconds, 1),
         "chunks_embedded": report.chunks_embedded,
     }
@@ -130,8 +131,8 @@ def format_eval(metrics: dict[str, object]) -> str:
     return "\n".join(
         [
             f"set {metrics['set']}: {metrics['questions']} questions, {metrics['chunks']} chunks "
-            f"({metrics['embedder']}; {metrics['chunks_embedded']} embedded in "
-            f"{metrics['index_seconds']} s)",
+            f"({metrics['embedder']}, {metrics['retrieval']}; "
+            f"{metrics['chunks_embedded']} embedded in {metrics['index_seconds']} s)",
             "  ".join(f"hit@{k} {metrics[f'hit@{k}']:.3f}" for k in HIT_KS)
             + f"  MRR@10 {metrics['mrr@10']:.3f}",
             f"answer_hit {metrics['answer_hit']:.3f}  abstained {metrics['abstained']:.3f}",

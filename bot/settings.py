@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(256, ge=32, alias="CITEBOT_CHUNK_TOKENS")
     chunk_overlap_tokens: int = Field(48, ge=0, alias="CITEBOT_CHUNK_OVERLAP_TOKENS")
 
+    retrieval: Literal["dense", "bm25", "hybrid"] = Field("hybrid", alias="CITEBOT_RETRIEVAL")
     top_k: int = Field(5, ge=1, le=50, alias="CITEBOT_TOP_K")
     min_score: float | None = Field(None, alias="CITEBOT_MIN_SCORE")
     max_question_chars: int = Field(1000, ge=10, alias="CITEBOT_MAX_QUESTION_CHARS")

@@ -9,8 +9,15 @@ from index.articles import load_articles
 from index.chunking import Chunker, ChunkingConfig
 from index.embedding import Embedder
 from index.indexer import Indexer, IndexPlan, IndexProgress, IndexReport, plan_index
-from index.retrieval import DenseRetriever
-from index.store import ChromaConnection, ChunkStore, write_stamp, writer_lock
+from index.lexical import LexicalIndex, fingerprint
+from index.retrieval import RetrievalMode, Retriever
+from index.store import (
+    ChromaConnection,
+    ChunkStore,
+    IndexMissingError,
+    write_stamp,
+    writer_lock,
+)
 
 
 class Corpus:
@@ -53,13 +60,34 @@ class Corpus:
                 on_plan(plan)
             chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens, self._chunking)
             report = Indexer(store, self.embedder, chunker).run(plan, loaded.failures, on_progress)
+            LexicalIndex.build(*store.texts()).save(self._lexical_dir)
             write_stamp(
                 self._connection.data_dir, {"collection": self.collection, **report.summary()}
             )
         return report
 
-    def retriever(self) -> DenseRetriever:
+    def plan(self, paths: Sequence[Path]) -> IndexPlan:
+        """What `sync` would add, update and remove, without embedding or writing anything."""
+        store = self.store()
+        try:
+            store.open_for_reading()
+        except IndexMissingError:
+            return plan_index(load_articles(paths).articles, None)
+        return plan_index(load_articles(paths).articles, store)
+
+    def retriever(self, mode: RetrievalMode = "hybrid") -> Retriever:
         """A retriever over the collection; fails clearly when it is missing or mismatched."""
         store = self.store()
         store.open_for_reading()
-        return DenseRetriever(self.embedder, store)
+        return Retriever(self.embedder, store, self._lexical_index(store), mode)
+
+    @property
+    def _lexical_dir(self) -> Path:
+        return self._connection.data_dir / "lexical" / self.collection
+
+    def _lexical_index(self, store: ChunkStore) -> LexicalIndex:
+        """The saved BM25 index if it matches the store's chunks, else one built now."""
+        saved = LexicalIndex.load(self._lexical_dir)
+        if saved is not None and saved.fingerprint == fingerprint(store.chunk_ids()):
+            return saved
+        return LexicalIndex.build(*store.texts())

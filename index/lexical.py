@@ -1,0 +1,121 @@
+"""BM25 over chunks with a tokenizer for Chinese and Latin script, beside the dense vectors.
+
+Chinese is folded to Simplified (OpenCC) and cut into character bigrams, which need no
+dictionary and match names and terms exactly; Latin-script text into lowercased words. Both go
+through NFKC first, so full-width letters and digits match their ASCII forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import bm25s
+import bm25s.stopwords
+import numpy as np
+
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# English function words carry no evidence; in a mixed-language corpus they would make every
+# English article a lexical match for every English question.
+_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN_PLUS)
+
+
+@cache
+def _to_simplified():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Tokens for BM25: CJK character bigrams (a lone character stands alone) and words,
+    English stopwords left out."""
+    folded = _to_simplified().convert(unicodedata.normalize("NFKC", text).casefold())
+    tokens: list[str] = []
+    position = 0
+    for run in _CJK_RUN.finditer(folded):
+        tokens.extend(_words(folded, position, run.start()))
+        chars = run.group()
+        tokens.extend(
+            [chars] if len(chars) == 1 else [chars[i : i + 2] for i in range(len(chars) - 1)]
+        )
+        position = run.end()
+    tokens.extend(_words(folded, position, len(folded)))
+    return tokens
+
+
+def _words(text: str, start: int, end: int) -> list[str]:
+    return [word for word in _WORD.findall(text, start, end) if word not in _STOPWORDS]
+
+
+# Bump when `lexical_tokens` changes, so saved indexes built the old way are rebuilt.
+_TOKENIZER_VERSION = "2"
+
+
+def fingerprint(chunk_ids: Sequence[str]) -> str:
+    """Identifies a set of chunks and the tokenizer: a saved index is valid while this matches."""
+    key = "\n".join([_TOKENIZER_VERSION, *sorted(chunk_ids)])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class LexicalIndex:
+    """A BM25 index of chunk texts, saved to and loaded from a folder."""
+
+    def __init__(self, chunk_ids: list[str], model: bm25s.BM25, vocabulary: dict[str, int]) -> None:
+        self._chunk_ids = chunk_ids
+        self._model = model
+        self._vocabulary = vocabulary
+        self.fingerprint = fingerprint(chunk_ids)
+
+    @classmethod
+    def build(cls, chunk_ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
+        """Tokenize and index every chunk."""
+        vocabulary: dict[str, int] = {}
+        corpus = [
+            [vocabulary.setdefault(token, len(vocabulary)) for token in lexical_tokens(text)]
+            for text in texts
+        ]
+        model = bm25s.BM25()
+        if chunk_ids:
+            model.index(
+                bm25s.tokenization.Tokenized(ids=corpus, vocab=vocabulary), show_progress=False
+            )
+        return cls(list(chunk_ids), model, vocabulary)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._chunk_ids:
+            self._model.save(str(folder), show_progress=False)
+        meta = {"chunk_ids": self._chunk_ids, "vocabulary": self._vocabulary}
+        (folder / "citebot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex | None:
+        """The saved index, or None when there is none or it cannot be read."""
+        try:
+            meta = json.loads((folder / "citebot.json").read_text(encoding="utf-8"))
+            model = (
+                bm25s.BM25.load(str(folder), show_progress=False)
+                if meta["chunk_ids"]
+                else bm25s.BM25()
+            )
+        except (OSError, ValueError, KeyError):
+            return None
+        return cls(meta["chunk_ids"], model, meta["vocabulary"])
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The `k` best chunk ids for the query with their BM25 scores; none without overlap."""
+        ids = [
+            self._vocabulary[token] for token in lexical_tokens(query) if token in self._vocabulary
+        ]
+        if not ids or not self._chunk_ids:
+            return []
+        scores = self._model.get_scores(ids)
+        top = np.argsort(-scores)[: min(k, len(scores))]
+        return [(self._chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]

@@ -1,0 +1,41 @@
+from index.lexical import LexicalIndex, fingerprint, lexical_tokens
+
+
+def test_chinese_is_folded_to_simplified_and_cut_into_bigrams():
+    assert lexical_tokens("團隊訓練") == ["团队", "队训", "训练"]
+    assert lexical_tokens("团队训练") == lexical_tokens("團隊訓練")
+
+
+def test_latin_words_are_case_and_width_folded_without_stopwords():
+    assert lexical_tokens("Ｇｅｍｍａ and the GPT-oss 2026") == ["gemma", "gpt", "oss", "2026"]
+
+
+def test_mixed_text_keeps_order_and_lone_characters():
+    assert lexical_tokens("在 Avocado 時") == ["在", "avocado", "时"]
+
+
+def test_search_ranks_exact_terms_and_ignores_unknown_words(tmp_path):
+    index = LexicalIndex.build(
+        ["seed", "sanskrit", "bread"],
+        ["TBD 團隊擷取 Gemma 與通義千問", "梵語的學術研究由德國學者開創", "台北麵包店得獎"],
+    )
+    assert index.search("Which models did TBD distill? 通义千问", 3)[0][0] == "seed"
+    assert index.search("梵语研究", 3)[0][0] == "sanskrit"
+    assert index.search("completely unrelated words", 3) == []
+
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    assert loaded is not None
+    assert loaded.fingerprint == fingerprint(["bread", "sanskrit", "seed"])
+    assert loaded.search("麵包", 3)[0][0] == "bread"
+
+
+def test_missing_or_broken_saved_index_loads_as_none(tmp_path):
+    assert LexicalIndex.load(tmp_path / "nothing") is None
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "citebot.json").write_text("{not json", encoding="utf-8")
+    assert LexicalIndex.load(tmp_path / "broken") is None
+
+
+def test_an_empty_index_answers_nothing():
+    assert LexicalIndex.build([], []).search("anything", 5) == []

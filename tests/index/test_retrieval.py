@@ -1,0 +1,59 @@
+import pytest
+
+from index.chunking import ChunkingConfig
+from index.corpus import Corpus
+from index.retrieval import abstention_signal
+from index.store import ChromaConnection
+
+ARTICLES = {
+    "sanskrit.md": "---\ntitle: 梵文\n---\n在歐洲，梵語的學術研究，由德國學者陸特和漢斯雷頓開創。"
+    "後來威廉·瓊斯發現印歐語系，也要歸功於對梵語的研究。",
+    "matsu.md": "---\ntitle: 馬祖列島\n---\n馬祖列島位於臺灣海峽西北方，由36個島嶼組成。"
+    "馬祖的氣候屬於副熱帶季風氣候，冬季寒冷潮濕。",
+    "julian.md": "---\ntitle: 儒略日\n---\n儒略日是在儒略週期內以連續的日數計算時間的計時法，"
+    "主要是天文學家在使用。",
+    "bakery.md": "---\ntitle: Bakery\n---\nA bakery in Taipei won the bread prize with pineapple "
+    "buns made by chef Wu Pao-chun.",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(e5, tmp_path_factory) -> Corpus:
+    folder = tmp_path_factory.mktemp("articles")
+    for name, text in ARTICLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    corpus = Corpus(
+        ChromaConnection(tmp_path_factory.mktemp("data")), "retrieval", e5, ChunkingConfig(64, 8)
+    )
+    corpus.sync([folder])
+    return corpus
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_every_mode_ranks_the_right_article_first(corpus, mode):
+    retrieval = corpus.retriever(mode).retrieve("馬祖列島由幾個島嶼組成？", 3)
+    assert retrieval.chunks[0].article_id == "matsu.md"
+    scores = [chunk.score for chunk in retrieval.chunks]
+    assert scores == sorted(scores, reverse=True)
+    assert all(chunk.text and chunk.title for chunk in retrieval.chunks)
+
+
+def test_simplified_question_matches_traditional_text_lexically(corpus):
+    retrieval = corpus.retriever("bm25").retrieve("梵语的学术研究由谁开创？", 2)
+    assert retrieval.chunks[0].article_id == "sanskrit.md"
+
+
+def test_english_question_finds_chinese_passage_in_hybrid_mode(corpus):
+    retrieval = corpus.retriever("hybrid").retrieve("Who started the study of Sanskrit in Europe?", 2)
+    assert retrieval.chunks[0].article_id == "sanskrit.md"
+    assert retrieval.best_dense_score is not None
+
+
+def test_exact_name_in_an_english_question_is_found(corpus):
+    retrieval = corpus.retriever("hybrid").retrieve("Which chef made the pineapple buns?", 1)
+    assert retrieval.chunks[0].article_id == "bakery.md"
+
+
+def test_abstention_signal_is_the_gap_between_the_best_and_the_crowd():
+    assert abstention_signal([0.9, 0.7, 0.7, 0.6]) == pytest.approx(0.2)
+    assert abstention_signal([]) == 0.0
