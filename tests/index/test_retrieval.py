@@ -44,7 +44,8 @@ def test_simplified_question_matches_traditional_text_lexically(corpus):
 
 
 def test_english_question_finds_chinese_passage_in_hybrid_mode(corpus):
-    retrieval = corpus.retriever("hybrid").retrieve("Who started the study of Sanskrit in Europe?", 2)
+    question = "Who started the study of Sanskrit in Europe?"
+    retrieval = corpus.retriever("hybrid").retrieve(question, 2)
     assert retrieval.chunks[0].article_id == "sanskrit.md"
     assert retrieval.best_dense_score is not None
 
