@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.engine import Engine
-from bot.evaluation import eval_collection_name, load_questions
+from bot.evaluation import eval_corpus, load_questions
 from bot.settings import Settings
 from index.retrieval import Retriever, abstention_signal
 
@@ -57,7 +57,7 @@ def main() -> None:
     for set_dir in args.sets:
         questions = load_questions(set_dir)
         samples[set_dir] = rng.sample(questions, min(args.per_set, len(questions)))
-        corpus = engine.corpus(eval_collection_name(engine, [set_dir / "articles"]))
+        corpus = eval_corpus(engine, [set_dir / "articles"])
         corpus.sync([set_dir / "articles"])
         retrievers[set_dir] = corpus.retriever("dense")
 

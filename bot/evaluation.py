@@ -18,8 +18,9 @@ from pathlib import Path
 
 from bot.answering import Answer, clean_question
 from bot.engine import Engine
+from index.corpus import Corpus
 from index.indexer import IndexProgress
-from index.store import StoredChunk
+from index.store import ChromaConnection, StoredChunk
 
 HIT_KS = (1, 3, 5, 10)
 
@@ -83,7 +84,7 @@ def evaluate_set(
 ) -> dict[str, object]:
     """Index the set (cached), ask every question, and return the metrics."""
     roots = [set_dir / "articles", *extra_articles]
-    corpus = engine.corpus(eval_collection_name(engine, roots))
+    corpus = eval_corpus(engine, roots)
     report = corpus.sync(roots, on_progress=on_progress)
     questions = load_questions(set_dir)[:limit]
     retriever = corpus.retriever(engine.settings.retrieval)
@@ -142,7 +143,16 @@ def format_eval(metrics: dict[str, object]) -> str:
     )
 
 
-def eval_collection_name(engine: Engine, roots: Sequence[Path]) -> str:
+def eval_corpus(engine: Engine, roots: Sequence[Path]) -> Corpus:
+    """The evaluation index of these folders, kept apart from the team's index (`DATA_DIR/eval`)
+    so evaluating never blocks or clutters it."""
+    connection = ChromaConnection(engine.settings.data_dir / "eval")
+    return Corpus(
+        connection, _collection_name(engine, roots), engine.embedder, engine.settings.chunking
+    )
+
+
+def _collection_name(engine: Engine, roots: Sequence[Path]) -> str:
     """One collection per set of folders, embedder and chunking, so a cached index stays valid."""
     key = json.dumps(
         [
