@@ -21,12 +21,14 @@ import numpy as np
 from bot.engine import Engine
 from bot.evaluation import eval_corpus, load_questions
 from bot.settings import Settings
-from index.retrieval import Retriever, abstention_signal
+from index.retrieval import Retriever, abstention_margin, calibrated_policy
 
 
-def _signals(retriever: Retriever, question: str) -> tuple[float, float]:
-    scores = [chunk.score for chunk in retriever.retrieve(question, 50).chunks]
-    return scores[0], abstention_signal(scores)
+def _signals(retriever: Retriever, question: str) -> tuple[float, float, bool]:
+    """Top score, margin, and whether the calibrated policy abstains."""
+    scores = retriever.retrieve(question, 50).dense_scores
+    policy = calibrated_policy(retriever.embedder_identity)
+    return scores[0], abstention_margin(scores), bool(policy and policy.should_abstain(scores))
 
 
 def _table(name: str, positives: np.ndarray, negatives: np.ndarray, max_false_abstain: float):
@@ -73,6 +75,10 @@ def main() -> None:
     print(f"{engine.embedder.identity}: {len(positives)} answerable, {len(negatives)} unanswerable")
     for column, name in enumerate(["top1", "margin"]):
         _table(name, positives[:, column], negatives[:, column], args.max_false_abstain)
+    print(
+        f"\ncalibrated policy: false-abstain {positives[:, 2].mean():.3f}, "
+        f"false-answer {1 - negatives[:, 2].mean():.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from index.embedding import Embedder
-from index.retrieval import Retrieval, Retriever
+from index.retrieval import AbstentionPolicy, Retrieval, Retriever
 from index.sentences import sentence_spans
 from index.store import StoredChunk
 
@@ -97,7 +97,8 @@ class _Sentence:
 class ExtractiveAnswerer:
     """Answers by quoting the retrieved sentences most similar to the question, each cited.
 
-    With no passage above `min_score` (calibrated per embedding model), it says the articles
+    When the abstention policy (calibrated per embedding model) finds no passage close enough
+    to the question, it says the articles
     do not answer rather than quote noise.
     """
 
@@ -107,14 +108,14 @@ class ExtractiveAnswerer:
         embedder: Embedder,
         *,
         top_k: int = 5,
-        min_score: float | None = None,
+        abstention: AbstentionPolicy | None = None,
         max_sentences: int = 3,
         max_question_chars: int = 1000,
     ) -> None:
         self._retriever = retriever
         self._embedder = embedder
         self._top_k = top_k
-        self._min_score = min_score
+        self._abstention = abstention
         self._max_sentences = max_sentences
         self._max_question_chars = max_question_chars
 
@@ -137,8 +138,9 @@ class ExtractiveAnswerer:
 
     def _below_threshold(self, retrieval: Retrieval) -> bool:
         """Whether even the nearest passage is too far from the question to answer it."""
-        score = retrieval.best_dense_score
-        return self._min_score is not None and score is not None and score < self._min_score
+        return self._abstention is not None and self._abstention.should_abstain(
+            retrieval.dense_scores
+        )
 
     def _best_sentences(
         self, chunks: list[StoredChunk], query_vector: np.ndarray

@@ -8,7 +8,7 @@ from bot.answering import ExtractiveAnswerer
 from bot.settings import Settings
 from index.corpus import Corpus
 from index.embedding import Embedder, load_embedder
-from index.retrieval import calibrated_min_score
+from index.retrieval import Retriever
 from index.store import ChromaConnection
 
 
@@ -38,13 +38,21 @@ class Engine:
 
     def answerer(self, corpus: Corpus) -> ExtractiveAnswerer:
         """An extractive answerer over a corpus, with the abstention threshold for this model."""
-        min_score = self.settings.min_score
-        if min_score is None:
-            min_score = calibrated_min_score(self.embedder.identity)
         return ExtractiveAnswerer(
             corpus.retriever(self.settings.retrieval),
             self.embedder,
             top_k=self.settings.top_k,
-            min_score=min_score,
+            abstention=self.settings.abstention(self.embedder.identity),
+            max_question_chars=self.settings.max_question_chars,
+        )
+
+    def answerer_over(self, retriever: Retriever) -> ExtractiveAnswerer:
+        """An answerer over a retriever the caller also uses directly (the Discord bot shares
+        one per collection between /ask and /search, so its BM25 index is loaded once)."""
+        return ExtractiveAnswerer(
+            retriever,
+            self.embedder,
+            top_k=self.settings.top_k,
+            abstention=self.settings.abstention(self.embedder.identity),
             max_question_chars=self.settings.max_question_chars,
         )

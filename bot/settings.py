@@ -6,11 +6,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.chunking import ChunkingConfig
 from index.embedding import EmbedderSpec
+from index.retrieval import AbstentionPolicy, calibrated_policy
 
 
 class Settings(BaseSettings):
@@ -38,7 +39,14 @@ class Settings(BaseSettings):
     retrieval: Literal["dense", "bm25", "hybrid"] = Field("hybrid", alias="CITEBOT_RETRIEVAL")
     top_k: int = Field(5, ge=1, le=50, alias="CITEBOT_TOP_K")
     min_score: float | None = Field(None, alias="CITEBOT_MIN_SCORE")
+    min_margin: float | None = Field(None, alias="CITEBOT_MIN_MARGIN")
     max_question_chars: int = Field(1000, ge=10, alias="CITEBOT_MAX_QUESTION_CHARS")
+
+    # The Discord bot (`citebot bot`).
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    channels_file: Path | None = Field(None, alias="CITEBOT_CHANNELS_FILE")
+    ask_cooldown_seconds: float = Field(10.0, ge=0, alias="CITEBOT_ASK_COOLDOWN_SECONDS")
+    max_concurrent_questions: int = Field(2, ge=1, alias="CITEBOT_MAX_CONCURRENT_QUESTIONS")
 
     @cached_property
     def embedder_spec(self) -> EmbedderSpec:
@@ -49,6 +57,16 @@ class Settings(BaseSettings):
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             device=self.device,
+        )
+
+    def abstention(self, embedder_identity: str) -> AbstentionPolicy | None:
+        """The calibrated abstention policy for this embedder, with any configured overrides."""
+        policy = calibrated_policy(embedder_identity)
+        if self.min_score is None and self.min_margin is None:
+            return policy
+        return AbstentionPolicy(
+            min_top_score=self.min_score if self.min_score is not None else 0.0,
+            min_margin=self.min_margin if self.min_margin is not None else 0.0,
         )
 
     @cached_property

@@ -8,7 +8,7 @@ import pytest
 from bot.answering import NO_ANSWER, ExtractiveAnswerer, QuestionError
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
-from index.retrieval import calibrated_min_score
+from index.retrieval import calibrated_policy
 from index.store import ChromaConnection
 
 ENGLISH_ARTICLES = {
@@ -29,7 +29,7 @@ def seed_answerer(e5, tmp_path_factory, request):
         pytest.skip("shared evaluation sets not found")
     corpus = Corpus(ChromaConnection(tmp_path_factory.mktemp("data")), "seed", e5, ChunkingConfig())
     corpus.sync([seed])
-    return ExtractiveAnswerer(corpus.retriever(), e5, min_score=calibrated_min_score(e5.identity))
+    return ExtractiveAnswerer(corpus.retriever(), e5, abstention=calibrated_policy(e5.identity))
 
 
 def _markers(text: str) -> set[int]:

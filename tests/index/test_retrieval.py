@@ -2,7 +2,7 @@ import pytest
 
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
-from index.retrieval import abstention_signal
+from index.retrieval import AbstentionPolicy, abstention_margin
 from index.store import ChromaConnection
 
 ARTICLES = {
@@ -47,7 +47,7 @@ def test_english_question_finds_chinese_passage_in_hybrid_mode(corpus):
     question = "Who started the study of Sanskrit in Europe?"
     retrieval = corpus.retriever("hybrid").retrieve(question, 2)
     assert retrieval.chunks[0].article_id == "sanskrit.md"
-    assert retrieval.best_dense_score is not None
+    assert retrieval.dense_scores == sorted(retrieval.dense_scores, reverse=True)
 
 
 def test_exact_name_in_an_english_question_is_found(corpus):
@@ -55,6 +55,15 @@ def test_exact_name_in_an_english_question_is_found(corpus):
     assert retrieval.chunks[0].article_id == "bakery.md"
 
 
-def test_abstention_signal_is_the_gap_between_the_best_and_the_crowd():
-    assert abstention_signal([0.9, 0.7, 0.7, 0.6]) == pytest.approx(0.2)
-    assert abstention_signal([]) == 0.0
+def test_abstention_margin_is_the_gap_between_the_best_and_the_crowd():
+    assert abstention_margin([0.9, 0.7, 0.7, 0.6]) == pytest.approx(0.2)
+    assert abstention_margin([]) == 0.0
+
+
+def test_abstention_policy_uses_the_margin_only_in_a_large_enough_corpus():
+    policy = AbstentionPolicy(min_top_score=0.7, min_margin=0.05, min_chunks_for_margin=4)
+    assert policy.should_abstain([0.69])
+    assert not policy.should_abstain([0.8, 0.79, 0.79])  # too few chunks to judge the margin
+    assert policy.should_abstain([0.8, 0.79, 0.79, 0.78])
+    assert not policy.should_abstain([0.9, 0.79, 0.79, 0.78])
+    assert not policy.should_abstain([]), "BM25-only retrieval gives no dense evidence"
