@@ -2,6 +2,8 @@
 #   docker build -t citebot .
 #   docker run --rm -v "$PWD/articles:/articles:ro" -v citebot-data:/data citebot index /articles
 #   docker run --rm -v citebot-data:/data citebot ask "What models did TBD distill from?"
+#   docker run -d -e DISCORD_TOKEN -v citebot-data:/data -v "$PWD/articles:/articles:ro" citebot
+#   (add `bot --sync` as the command once, to register the slash commands)
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,4 +35,4 @@ USER 10001
 VOLUME ["/data"]
 
 ENTRYPOINT ["citebot"]
-CMD ["--help"]
+CMD ["bot"]

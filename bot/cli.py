@@ -79,8 +79,23 @@ def _parser() -> argparse.ArgumentParser:
         help="distractor articles indexed with the set (repeatable)",
     )
     evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument(
+        "--no-answers", action="store_true", help="measure retrieval only (much faster)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     evaluate.set_defaults(run=_evaluate)
+
+    discord_bot = commands.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
+    discord_bot.add_argument(
+        "--sync", action="store_true", help="register the slash commands with Discord at start"
+    )
+    discord_bot.add_argument(
+        "--guild",
+        type=int,
+        metavar="ID",
+        help="with --sync: register them in this server only (immediate; for testing)",
+    )
+    discord_bot.set_defaults(run=_bot)
     return parser
 
 
@@ -116,7 +131,9 @@ def _search(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _ask(engine: Engine, args: argparse.Namespace) -> int:
-    answer = engine.answerer(engine.corpus()).answer(args.question)
+    answer = engine.answerer(engine.corpus().retriever(engine.settings.retrieval)).answer(
+        args.question
+    )
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -133,10 +150,18 @@ def _evaluate(engine: Engine, args: argparse.Namespace) -> int:
         k=args.k,
         extra_articles=args.extra_articles,
         limit=args.limit,
+        answers=not args.no_answers,
         on_progress=_ProgressBar().update,
     )
     print(json.dumps(result, indent=2) if args.json else format_eval(result))
     return 0
+
+
+def _bot(engine: Engine, args: argparse.Namespace) -> int:
+    from bot.client import run_bot
+
+    logging.getLogger("citebot").setLevel(logging.INFO)  # a service logs what it does
+    return run_bot(engine, sync=args.sync, guild_id=args.guild)
 
 
 def format_answer(answer: Answer) -> str:

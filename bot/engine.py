@@ -36,19 +36,11 @@ class Engine:
             self.settings.chunking,
         )
 
-    def answerer(self, corpus: Corpus) -> ExtractiveAnswerer:
-        """An extractive answerer over a corpus, with the abstention threshold for this model."""
-        return ExtractiveAnswerer(
-            corpus.retriever(self.settings.retrieval),
-            self.embedder,
-            top_k=self.settings.top_k,
-            abstention=self.settings.abstention(self.embedder.identity),
-            max_question_chars=self.settings.max_question_chars,
-        )
+    def answerer(self, retriever: Retriever) -> ExtractiveAnswerer:
+        """An extractive answerer over a retriever, with the abstention policy for this model.
 
-    def answerer_over(self, retriever: Retriever) -> ExtractiveAnswerer:
-        """An answerer over a retriever the caller also uses directly (the Discord bot shares
-        one per collection between /ask and /search, so its BM25 index is loaded once)."""
+        The caller passes the retriever so it can share it (the Discord bot's /search uses the
+        same one, and its BM25 index is loaded once)."""
         return ExtractiveAnswerer(
             retriever,
             self.embedder,

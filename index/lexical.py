@@ -109,6 +109,14 @@ class LexicalIndex:
             return None
         return cls(meta["chunk_ids"], model, meta["vocabulary"])
 
+    def coverage(self, query: str) -> float:
+        """Share of the query's tokens that occur in the corpus: how much BM25 can say about it.
+
+        An English question over Chinese articles shares only names with them, if anything.
+        """
+        tokens = lexical_tokens(query)
+        return sum(token in self._vocabulary for token in tokens) / len(tokens) if tokens else 0.0
+
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """The `k` best chunk ids for the query with their BM25 scores; none without overlap."""
         ids = [

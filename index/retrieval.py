@@ -73,7 +73,7 @@ class Retriever:
         elif self.mode == "bm25":
             chunks = self._with_scores(lexical[:k], {})
         else:
-            chunks = self._fuse(dense, lexical, k)
+            chunks = self._fuse(dense, lexical, self._lexical.coverage(query), k)
         searched = time.perf_counter()
         return Retrieval(
             query=query,
@@ -85,14 +85,19 @@ class Retriever:
         )
 
     def _fuse(
-        self, dense: list[StoredChunk], lexical: list[tuple[str, float]], k: int
+        self,
+        dense: list[StoredChunk],
+        lexical: list[tuple[str, float]],
+        lexical_weight: float,
+        k: int,
     ) -> list[StoredChunk]:
-        """Reciprocal-rank fusion of the two rankings."""
+        """Reciprocal-rank fusion of the two rankings, BM25's vote weighted by how many of the
+        query's words the corpus knows (so it does not drown dense results across languages)."""
         fused: dict[str, float] = {}
         for rank, chunk in enumerate(dense, start=1):
             fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + 1 / (_RRF_K + rank)
         for rank, (chunk_id, _) in enumerate(lexical, start=1):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1 / (_RRF_K + rank)
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + lexical_weight / (_RRF_K + rank)
         best = sorted(fused.items(), key=lambda item: -item[1])[:k]
         return self._with_scores(best, {chunk.chunk_id: chunk for chunk in dense})
 

@@ -12,7 +12,8 @@ server, so tests exercise the library's actual wire format instead of mocks. Typ
 
 Like Discord, the fake only knows commands the bot has synced, rejects an interaction callback
 that comes later than ``ack_deadline`` seconds (a missing ``defer`` fails the test) and refuses
-REST calls without the bot token. Calls it cannot serve are answered with 404 and kept in
+REST calls without the bot token, and rejects message bodies over Discord's limits (400, code
+50035) as Discord does. Calls it cannot serve are answered with 404 and kept in
 ``FakeDiscord.unhandled``; ``running_bot`` fails the test if any remain.
 """
 
@@ -36,6 +37,8 @@ import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
+
+from tests.helpers.discord_limits import message_problems
 
 API_VERSION = 10
 DISCORD_EPOCH_MS = 1_420_070_400_000
@@ -228,6 +231,13 @@ async def _read_body(request: web.Request) -> tuple[Any, dict[str, bytes]]:
     return body, files
 
 
+def _check_limits(body: dict[str, Any]) -> None:
+    """Reject a message body over Discord's limits, with Discord's error."""
+    problems = message_problems(body)
+    if problems:
+        raise _DiscordError(400, 50035, "Invalid Form Body: " + "; ".join(problems))
+
+
 def _compile(pattern: str) -> re.Pattern[str]:
     """Turn "/channels/{channel_id}" into a regex with named groups."""
     return re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
@@ -274,7 +284,9 @@ class FakeDiscord:
         self.unhandled: list[RecordedRequest] = []  # unknown routes and failures of the fake
         self.gateway_messages: list[dict[str, Any]] = []  # every frame the client sent
         self.messages: dict[int, dict[str, Any]] = {}
-        self.channels: dict[int, dict[str, Any]] = {self.channel_id: self._text_channel()}
+        self.channels: dict[int, dict[str, Any]] = {
+            self.channel_id: self._text_channel(self.channel_id, "general")
+        }
         self.commands: dict[int | None, dict[str, dict[str, Any]]] = {}  # guild id (None: global)
         self.interactions: dict[int, FakeInteraction] = {}
         self._sockets: set[web.WebSocketResponse] = set()
@@ -371,12 +383,15 @@ class FakeDiscord:
         user: FakeUser | None = None,
         permissions: int | None = None,
         channel_id: int | None = None,
+        bypass_default_permissions: bool = False,
     ) -> FakeInteraction:
         """Invoke a synced chat-input command as ``user`` (default: ``member_user``).
 
         ``options`` maps option names to scalar values; their types come from the synced
         command, and Discord's client-side checks (unknown or missing options, the command's
         ``default_member_permissions``) raise here instead of sending the interaction.
+        ``bypass_default_permissions`` plays a server whose integration settings let the
+        user see the command anyway, so only the bot's own checks stand in the way.
         """
         user = user or self.member_user
         permissions = user.permissions if permissions is None else permissions
@@ -387,7 +402,11 @@ class FakeDiscord:
                 f"/{name} is not synced; call `await bot.tree.sync(...)` before invoking it"
             )
         required = command.get("default_member_permissions")
-        if required is not None and not permissions & ADMINISTRATOR:
+        if (
+            required is not None
+            and not permissions & ADMINISTRATOR
+            and not bypass_default_permissions
+        ):
             needed = int(required)
             if not needed or (permissions & needed) != needed:
                 raise PermissionError(f"Discord does not offer /{name} to {user.username}")
@@ -400,6 +419,30 @@ class FakeDiscord:
         if guild_command is not None:
             data["guild_id"] = str(self.guild_id)
         return await self._interact(APPLICATION_COMMAND, data, user, permissions, channel_id)
+
+    async def add_text_channel(self, name: str, *, category_id: int | None = None) -> int:
+        """Create a text channel (in a category, optionally); a connected bot is told."""
+        return await self._add_channel(self._text_channel(self._snowflake(), name, category_id))
+
+    async def add_category(self, name: str) -> int:
+        """Create a category channel; a connected bot is told."""
+        category = {
+            "id": str(self._snowflake()),
+            "type": 4,
+            "guild_id": str(self.guild_id),
+            "name": name,
+            "position": 0,
+            "parent_id": None,
+            "nsfw": False,
+            "permission_overwrites": [],
+        }
+        return await self._add_channel(category)
+
+    async def _add_channel(self, channel: dict[str, Any]) -> int:
+        self.channels[int(channel["id"])] = channel
+        if self._session is not None:
+            await self._dispatch_to(self._session, "CHANNEL_CREATE", channel)
+        return int(channel["id"])
 
     async def click_button(
         self,
@@ -467,15 +510,17 @@ class FakeDiscord:
         ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
         return (ms << 22) | (self._snowflake_counter & 0xFFF)
 
-    def _text_channel(self) -> dict[str, Any]:
-        """The guild's one text channel."""
+    def _text_channel(
+        self, channel_id: int, name: str, category_id: int | None = None
+    ) -> dict[str, Any]:
+        """A text channel of the guild."""
         return {
-            "id": str(self.channel_id),
+            "id": str(channel_id),
             "type": 0,
             "guild_id": str(self.guild_id),
-            "name": "general",
+            "name": name,
             "position": 0,
-            "parent_id": None,
+            "parent_id": str(category_id) if category_id is not None else None,
             "topic": None,
             "nsfw": False,
             "last_message_id": None,
@@ -666,6 +711,7 @@ class FakeDiscord:
         interaction: FakeInteraction | None = None,
     ) -> dict[str, Any]:
         """Create and store a full message object authored by the bot."""
+        _check_limits(body)
         message: dict[str, Any] = {
             "id": str(self._snowflake()),
             "channel_id": str(channel_id),
@@ -702,6 +748,7 @@ class FakeDiscord:
         self, message_id: int, body: dict[str, Any], files: dict[str, bytes]
     ) -> dict[str, Any]:
         """Apply an edit; any edit also resolves a deferred ("thinking") message."""
+        _check_limits(body)
         message = self.messages[message_id]
         for key, empty in _MESSAGE_FIELDS.items():
             if key in body:
@@ -1002,6 +1049,8 @@ class FakeDiscord:
             raise _DiscordError(400, 50024, "Cannot execute action on this channel type")
         if message_id is not None:
             self._channel_message(channel_id, message_id)
+        if not 1 <= len(call.json.get("name") or "") <= 100:
+            raise _DiscordError(400, 50035, "Invalid Form Body: name must be 1-100 characters")
         thread_id = int(message_id) if message_id is not None else self._snowflake()
         archive_after = call.json.get("auto_archive_duration") or 1440
         thread = {

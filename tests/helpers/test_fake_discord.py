@@ -275,3 +275,69 @@ async def test_running_bot_reports_unserved_calls_and_unsynced_commands(fake: Fa
 
     with pytest.raises(AssertionError, match=f"GET /guilds/{fake.guild_id}/preview"):
         await call_unknown_route()
+
+
+async def test_message_bodies_over_discord_limits_are_rejected(fake: FakeDiscord) -> None:
+    bot = make_bot()
+
+    @bot.tree.command(name="long", description="Too long.", guild=discord.Object(fake.guild_id))
+    async def long(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("x" * 2001)
+
+    errors: asyncio.Future[app_commands.AppCommandError] = asyncio.Future()
+
+    @bot.tree.error
+    async def on_error(
+        interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        errors.set_result(error)
+
+    async with running_bot(fake, bot):
+        await bot.tree.sync(guild=discord.Object(fake.guild_id))
+        await fake.send_slash_command("long")
+        error = await asyncio.wait_for(errors, timeout=5)
+
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.HTTPException)
+    assert error.original.code == 50035
+    assert "content has 2001 characters (limit 2000)" in error.original.text
+
+
+async def test_added_channels_and_categories_reach_the_bot(fake: FakeDiscord) -> None:
+    before = await fake.add_text_channel("before-login")
+    bot = make_bot()
+    async with running_bot(fake, bot):
+        category = await fake.add_category("Team")
+        created = asyncio.create_task(
+            bot.wait_for("guild_channel_create", check=lambda c: c.name == "after-login", timeout=3)
+        )
+        after = await fake.add_text_channel("after-login", category_id=category)
+        channel = await created
+        guild = bot.get_guild(fake.guild_id)
+        assert guild is not None
+        assert isinstance(guild.get_channel(before), discord.TextChannel)
+        assert isinstance(guild.get_channel(category), discord.CategoryChannel)
+
+    assert channel.id == after
+    assert isinstance(channel, discord.TextChannel)
+    assert channel.category_id == category
+
+
+async def test_a_server_override_lets_a_member_send_a_restricted_command(
+    fake: FakeDiscord,
+) -> None:
+    bot = make_bot()
+    invoked: asyncio.Future[int] = asyncio.Future()
+
+    @bot.tree.command(name="admin", description="Admins.", guild=discord.Object(fake.guild_id))
+    @app_commands.default_permissions(manage_guild=True)
+    async def admin(interaction: discord.Interaction) -> None:
+        invoked.set_result(interaction.user.id)
+        await interaction.response.send_message("ok", ephemeral=True)
+
+    async with running_bot(fake, bot):
+        await bot.tree.sync(guild=discord.Object(fake.guild_id))
+        with pytest.raises(PermissionError):
+            await fake.send_slash_command("admin")
+        await fake.send_slash_command("admin", bypass_default_permissions=True)
+        assert await asyncio.wait_for(invoked, timeout=3) == fake.member_user.id

