@@ -2,7 +2,8 @@
 sets' questions) against it; false-abstain / false-answer rates per threshold for two signals:
 
 - `top1`: cosine similarity of the nearest chunk;
-- `margin`: how far the nearest chunk stands out: top1 minus the median of the top 50.
+- `margin`: how far the nearest chunk stands out: top1 minus the median of the next 49,
+  topped up with background passages in a small corpus (`index.retrieval.abstention_margin`).
 
     python bench/abstention.py ../shared/eval/seed-news ../shared/eval/xquad-en-zh-dev \
         ../shared/eval/drcd-dev [--per-set 300]
@@ -26,9 +27,11 @@ from index.retrieval import Retriever, abstention_margin, calibrated_policy
 
 def _signals(retriever: Retriever, question: str) -> tuple[float, float, bool]:
     """Top score, margin, and whether the calibrated policy abstains."""
-    scores = retriever.retrieve(question, 50).dense_scores
+    retrieval = retriever.retrieve(question, 50)
+    scores = retrieval.dense_scores
     policy = calibrated_policy(retriever.embedder_identity)
-    return scores[0], abstention_margin(scores), bool(policy and policy.should_abstain(scores))
+    margin = abstention_margin(scores, retrieval.background_scores)
+    return scores[0], margin, bool(policy and policy.should_abstain(retrieval))
 
 
 def _table(name: str, positives: np.ndarray, negatives: np.ndarray, max_false_abstain: float):
@@ -61,7 +64,7 @@ def main() -> None:
         samples[set_dir] = rng.sample(questions, min(args.per_set, len(questions)))
         corpus = eval_corpus(engine, [set_dir / "articles"])
         corpus.sync([set_dir / "articles"])
-        retrievers[set_dir] = corpus.retriever("dense")
+        retrievers[set_dir] = corpus.retriever(engine.settings.retrieval)
 
     answerable, unanswerable = [], []
     for set_dir, retriever in retrievers.items():

@@ -138,9 +138,7 @@ class ExtractiveAnswerer:
 
     def _below_threshold(self, retrieval: Retrieval) -> bool:
         """Whether even the nearest passage is too far from the question to answer it."""
-        return self._abstention is not None and self._abstention.should_abstain(
-            retrieval.dense_scores
-        )
+        return self._abstention is not None and self._abstention.should_abstain(retrieval)
 
     def _best_sentences(
         self, chunks: list[StoredChunk], query_vector: np.ndarray

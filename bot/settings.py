@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -64,9 +65,11 @@ class Settings(BaseSettings):
         policy = calibrated_policy(embedder_identity)
         if self.min_score is None and self.min_margin is None:
             return policy
-        return AbstentionPolicy(
-            min_top_score=self.min_score if self.min_score is not None else 0.0,
-            min_margin=self.min_margin if self.min_margin is not None else 0.0,
+        base = policy or AbstentionPolicy(min_top_score=0.0, min_margin=0.0, min_overlap=0.0)
+        return dataclasses.replace(
+            base,
+            min_top_score=base.min_top_score if self.min_score is None else self.min_score,
+            min_margin=base.min_margin if self.min_margin is None else self.min_margin,
         )
 
     @cached_property

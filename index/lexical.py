@@ -117,6 +117,11 @@ class LexicalIndex:
         tokens = lexical_tokens(query)
         return sum(token in self._vocabulary for token in tokens) / len(tokens) if tokens else 0.0
 
+    def overlap(self, query: str, text: str) -> float:
+        """Share of the query's tokens known to the corpus that also occur in `text`."""
+        known = {token for token in lexical_tokens(query) if token in self._vocabulary}
+        return len(known & set(lexical_tokens(text))) / len(known) if known else 0.0
+
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """The `k` best chunk ids for the query with their BM25 scores; none without overlap."""
         ids = [

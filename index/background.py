@@ -1,0 +1,69 @@
+"""Unrelated passages that show how similar a query looks to text that cannot answer it.
+
+A multilingual model scores any same-language pair fairly high, so a raw similarity says little
+on its own; what matters is how far the best passage stands above text that does not answer.
+In a large corpus the other chunks show that; a corpus of a few chunks is topped up with these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from index.embedding import Embedder
+
+BACKGROUND_PASSAGES = (
+    "明天北部天氣轉涼，早晚溫差大，請注意保暖。",
+    "這家餐廳的牛肉麵湯頭濃郁，假日常常大排長龍。",
+    "市政府宣布公園將於下個月整修，期間暫停開放。",
+    "她在大學主修化學，畢業後到醫院擔任藥劑師。",
+    "颱風過後，農民忙著清理被吹倒的香蕉樹。",
+    "捷運新路線預計年底通車，沿線房價應聲上漲。",
+    "這本小說描寫一個家族三代人的故事。",
+    "球隊在延長賽中以一分之差落敗，球迷十分失望。",
+    "博物館展出清代的瓷器與書畫，吸引許多遊客。",
+    "醫生建議每天至少運動三十分鐘，並且多喝水。",
+    "今年的稻米收成比去年好，價格也較穩定。",
+    "學校舉辦園遊會，學生們準備了各式各樣的點心。",
+    "他搭乘夜車前往南部，隔天清晨抵達。",
+    "這座古老的寺廟已有三百多年歷史。",
+    "手機電池續航力不足，是許多使用者的困擾。",
+    "冬天到了，很多人喜歡吃火鍋取暖。",
+    "明天上海有小雨，气温在十度左右。",
+    "这位歌手的新专辑在网上引起热烈讨论。",
+    "图书馆延长了考试期间的开放时间。",
+    "他每天早上骑自行车去公司上班。",
+    "这座城市的地铁网络覆盖了大部分地区。",
+    "老师鼓励学生多读课外书，培养阅读习惯。",
+    "超市的水果价格因为天气原因上涨。",
+    "这部电影讲述了一名消防员的真实故事。",
+    "The weather will be cool tomorrow with light rain in the afternoon.",
+    "The museum opened a new exhibition of medieval tapestries this week.",
+    "She trained for months before running her first marathon.",
+    "The recipe calls for two cups of flour and a pinch of salt.",
+    "Traffic on the highway was delayed by roadwork near the bridge.",
+    "The library will be closed on Monday for the public holiday.",
+    "Our cat sleeps on the windowsill every afternoon.",
+    "The band played their old hits to a sold-out stadium.",
+    "Farmers expect a good harvest after the spring rains.",
+    "The hotel offers free breakfast and a view of the harbour.",
+    "He repaired the old bicycle and gave it to his nephew.",
+    "The school added a new chess club this semester.",
+    "Volcanic eruptions can disrupt air travel for days.",
+    "The novel follows a detective solving a case in Victorian London.",
+    "Students planted trees along the river as a class project.",
+    "The bakery sells fresh bread every morning at seven.",
+)
+
+
+_VECTORS: dict[str, np.ndarray] = {}
+
+
+def background_scores(embedder: Embedder, query_vector: np.ndarray) -> list[float]:
+    """Cosine similarity of the query to every background passage, best first.
+
+    The passages are embedded once per process and embedder.
+    """
+    vectors = _VECTORS.get(embedder.identity)
+    if vectors is None:
+        vectors = _VECTORS[embedder.identity] = embedder.embed_documents(list(BACKGROUND_PASSAGES))
+    return sorted((float(score) for score in vectors @ query_vector), reverse=True)
