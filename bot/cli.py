@@ -132,13 +132,15 @@ def _search(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _ask(engine: Engine, args: argparse.Namespace) -> int:
-    answer = engine.answerer(engine.corpus().retriever(engine.settings.retrieval)).answer(
-        args.question
-    )
+    answerer = engine.responder(engine.corpus().retriever(engine.settings.retrieval))
     if args.json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
-    else:
-        print(format_answer(answer))
+        print(json.dumps(answerer.answer(args.question).to_json(), ensure_ascii=False, indent=2))
+        return 0
+    stream = _StreamPrinter()
+    answer = answerer.answer(args.question, stream.show)
+    if stream.printed:
+        print("\n\n--- checked answer ---")
+    print(format_answer(answer))
     return 0
 
 
@@ -166,8 +168,8 @@ def _bot(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def format_answer(answer: Answer) -> str:
-    """The answer and its numbered sources, as plain text for a terminal."""
-    lines = [answer.text]
+    """The answer (after any notice) and its numbered sources, as plain text for a terminal."""
+    lines = [f"({answer.notice})", answer.text] if answer.notice else [answer.text]
     if answer.citations:
         lines += ["", "Sources:"]
     for citation in answer.citations:
@@ -175,6 +177,8 @@ def format_answer(answer: Answer) -> str:
         dated = f" ({citation.date})" if citation.date else ""
         lines.append(f"[{citation.n}] {citation.title}{dated} - {where}")
         lines.append(f"    \u201c{citation.quote}\u201d")
+        if citation.gloss:
+            lines.append(f"    = {citation.gloss}")
     return "\n".join(lines)
 
 
@@ -223,6 +227,19 @@ def _print_report(report: IndexReport) -> None:
 def _one_line(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"
+
+
+class _StreamPrinter:
+    """Prints a generated answer to stdout as it is written (each text extends the last)."""
+
+    def __init__(self) -> None:
+        self.printed = ""
+
+    def show(self, text: str) -> None:
+        if text.startswith(self.printed):
+            sys.stdout.write(text[len(self.printed) :])
+            sys.stdout.flush()
+            self.printed = text
 
 
 class _ProgressBar:

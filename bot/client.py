@@ -18,7 +18,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import ExtractiveAnswerer, QuestionError
+from bot.answering import Answerer, QuestionError
 from bot.channels import ChannelMap, Scope
 from bot.engine import Engine
 from bot.feedback import FEEDBACK_FILE, FeedbackStore
@@ -51,7 +51,7 @@ class Reader:
     """What reads one collection: its retriever (/search) and an answerer over it (/ask)."""
 
     retriever: Retriever
-    answerer: ExtractiveAnswerer
+    answerer: Answerer
 
 
 class ReaderCache:
@@ -87,7 +87,7 @@ class ReaderCache:
 
     def _build(self, collection: str) -> Reader:
         retriever = self._engine.corpus(collection).retriever(self._engine.settings.retrieval)
-        return Reader(retriever=retriever, answerer=self._engine.answerer(retriever))
+        return Reader(retriever=retriever, answerer=self._engine.responder(retriever))
 
 
 class CitebotTree(app_commands.CommandTree["CitebotBot"]):
@@ -149,6 +149,7 @@ class CitebotBot(commands.Bot):
         """The embedder and the Chroma client, created once here rather than by two threads."""
         log.info("embedding model: %s", self.engine.embedder.identity)
         log.info("index: %s", self.engine.connection.data_dir)
+        log.info("answers: %s", self.engine.answer_mode)
 
     async def sync_commands(self) -> None:
         """Register the slash commands globally, or in one server (instant, for testing)."""
@@ -191,6 +192,19 @@ async def send_followup(
         ephemeral=ephemeral,
         allowed_mentions=NO_MENTIONS,
         wait=True,
+        **extra,
+    )
+
+
+async def edit_message(
+    message: discord.WebhookMessage, payload: Payload, *, view: discord.ui.View | None = None
+) -> discord.WebhookMessage:
+    """Replace a followup's content and embeds with a payload, mentions disabled."""
+    extra: dict[str, Any] = {"view": view} if view is not None else {}
+    return await message.edit(
+        content=payload.content,
+        embeds=list(payload.embeds),
+        allowed_mentions=NO_MENTIONS,
         **extra,
     )
 

@@ -1,10 +1,13 @@
-"""Builds the answer engine's parts from settings: embedder, corpus, answerer."""
+"""Builds the answer engine's parts from settings: embedder, corpus, answerers, condenser."""
 
 from __future__ import annotations
 
 from functools import cached_property
 
-from bot.answering import ExtractiveAnswerer
+from bot.answering import Answerer, ExtractiveAnswerer
+from bot.conversation import LLMQueryCondenser, QueryCondenser, RecentQuestionsCondenser
+from bot.llm.answerer import GeneratingAnswerer
+from bot.llm.client import ChatClient
 from bot.settings import Settings
 from index.corpus import Corpus
 from index.embedding import Embedder, load_embedder
@@ -22,6 +25,17 @@ class Engine:
     @cached_property
     def embedder(self) -> Embedder:
         return self._embedder or load_embedder(self.settings.embedder_spec)
+
+    @cached_property
+    def chat(self) -> ChatClient | None:
+        """The language model generated answers come from; None without `LLM_BASE_URL`."""
+        endpoint = self.settings.llm_endpoint
+        return ChatClient(endpoint) if endpoint else None
+
+    @property
+    def answer_mode(self) -> str:
+        """How questions are answered, for people: "extractive" or "LLM (model)"."""
+        return f"LLM ({self.chat.model})" if self.chat else "extractive"
 
     @cached_property
     def connection(self) -> ChromaConnection:
@@ -48,3 +62,25 @@ class Engine:
             abstention=self.settings.abstention(self.embedder.identity),
             max_question_chars=self.settings.max_question_chars,
         )
+
+    def responder(self, retriever: Retriever) -> Answerer:
+        """The answerer front ends use: generated answers when a language model is configured
+        (falling back to quotes), else the extractive answerer."""
+        extractive = self.answerer(retriever)
+        if self.chat is None:
+            return extractive
+        return GeneratingAnswerer(
+            retriever,
+            extractive,
+            self.chat,
+            top_k=self.settings.top_k,
+            max_question_chars=self.settings.max_question_chars,
+        )
+
+    def condenser(self) -> QueryCondenser:
+        """How thread follow-ups become standalone queries: by the language model when there
+        is one, else by prepending the thread's questions."""
+        recent = RecentQuestionsCondenser(self.settings.max_question_chars)
+        if self.chat is None:
+            return recent
+        return LLMQueryCondenser(self.chat, recent, self.settings.max_question_chars)

@@ -36,6 +36,9 @@ THREAD_NAME_LIMIT = 100
 
 # How much of a quote the answer itself shows; the Sources button shows it whole.
 QUOTE_PREVIEW_CHARS = 300
+GLOSS_CHARS = 300
+# Shown after a generated answer's text while it is still being written.
+WRITING_MARK = " ✍️"
 SEARCH_PASSAGE_CHARS = 700
 FOOTER_CHARS = 256
 # Article names listed per kind of change before "and N more".
@@ -117,10 +120,17 @@ def pack_embeds(embeds: Sequence[discord.Embed]) -> list[list[discord.Embed]]:
 
 
 def citation_embed(citation: Citation, quote_limit: int) -> discord.Embed:
-    """A source: `[n] title` (linked when it has a web URL), the quote, date and article."""
+    """A source: `[n] title` (linked when it has a web URL), the quote and, when the question
+    was asked in another language, its gloss; date and article."""
+    gloss = (
+        "\n↳ " + shorten(neutralise_mentions(" ".join(citation.gloss.split())), GLOSS_CHARS)
+        if citation.gloss
+        else ""
+    )
     embed = discord.Embed(
         title=shorten(neutralise_mentions(f"[{citation.n}] {citation.title}"), EMBED_TITLE_LIMIT),
-        description=_quoted(citation.quote, quote_limit),
+        description=_quoted(citation.quote, min(quote_limit, EMBED_DESCRIPTION_LIMIT - len(gloss)))
+        + gloss,
         url=_web_url(citation.url),
         colour=EMBED_COLOUR,
     )
@@ -129,10 +139,18 @@ def citation_embed(citation: Citation, quote_limit: int) -> discord.Embed:
 
 
 def answer_payloads(answer: Answer) -> list[Payload]:
-    """The answer text with its `[n]` markers, then one embed per source with a short quote."""
-    contents = split_answer_text(neutralise_mentions(answer.text))
+    """The answer text with its `[n]` markers (after any notice, in italics), then one embed
+    per source with a short quote."""
+    text = f"*{answer.notice}*\n{answer.text}" if answer.notice else answer.text
+    contents = split_answer_text(neutralise_mentions(text))
     embeds = [citation_embed(citation, QUOTE_PREVIEW_CHARS) for citation in answer.citations]
     return _with_embeds([Payload(content=content) for content in contents], pack_embeds(embeds))
+
+
+def streaming_payload(text: str) -> Payload:
+    """A generated answer while it is written: its text so far, marked as unfinished."""
+    shown = shorten(neutralise_mentions(text.strip()), CONTENT_LIMIT - len(WRITING_MARK))
+    return Payload(content=shown + WRITING_MARK)
 
 
 def sources_payloads(citations: Sequence[Citation]) -> list[Payload]:

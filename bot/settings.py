@@ -7,9 +7,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.llm.client import ChatEndpoint
 from index.chunking import ChunkingConfig
 from index.embedding import EmbedderSpec
 from index.retrieval import AbstentionPolicy, calibrated_policy
@@ -49,6 +50,23 @@ class Settings(BaseSettings):
     ask_cooldown_seconds: float = Field(10.0, ge=0, alias="CITEBOT_ASK_COOLDOWN_SECONDS")
     max_concurrent_questions: int = Field(2, ge=1, alias="CITEBOT_MAX_CONCURRENT_QUESTIONS")
 
+    # Generated answers: any OpenAI-compatible chat endpoint; extractive answers without one.
+    llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
+    llm_model: str | None = Field(None, alias="LLM_MODEL", validate_default=True)
+    llm_api_key: SecretStr | None = Field(None, alias="LLM_API_KEY")
+    llm_timeout_seconds: float = Field(60.0, gt=0, alias="LLM_TIMEOUT_SECONDS")
+    llm_max_retries: int = Field(2, ge=0, le=10, alias="LLM_MAX_RETRIES")
+    llm_temperature: float = Field(0.1, ge=0, le=2, alias="LLM_TEMPERATURE")
+
+    @field_validator("llm_model")
+    @classmethod
+    def _llm_needs_a_model(cls, model: str | None, info: ValidationInfo) -> str | None:
+        """An endpoint without a model cannot be asked anything: say so at start (a field
+        validator, so the error shows this field alone and never the API key)."""
+        if info.data.get("llm_base_url") and not model:
+            raise ValueError("LLM_MODEL must name the model to use with LLM_BASE_URL")
+        return model
+
     @cached_property
     def embedder_spec(self) -> EmbedderSpec:
         """What embedder to build, as the index layer understands it."""
@@ -58,6 +76,20 @@ class Settings(BaseSettings):
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             device=self.device,
+        )
+
+    @property
+    def llm_endpoint(self) -> ChatEndpoint | None:
+        """The chat endpoint generated answers come from, or None for extractive answers."""
+        if not self.llm_base_url or not self.llm_model:
+            return None
+        return ChatEndpoint(
+            base_url=self.llm_base_url,
+            model=self.llm_model,
+            api_key=self.llm_api_key,
+            timeout_seconds=self.llm_timeout_seconds,
+            max_retries=self.llm_max_retries,
+            temperature=self.llm_temperature,
         )
 
     def abstention(self, embedder_identity: str) -> AbstentionPolicy | None:

@@ -20,8 +20,8 @@ RetrievalMode = Literal["dense", "bm25", "hybrid"]
 _CROWD_SIZE = 50
 # Each retriever's top this-many feed the fusion.
 _FUSION_CANDIDATES = 50
-# Reciprocal-rank fusion constant: 60 is the value of Cormack et al., robust across collections.
-_RRF_K = 60
+# BM25's share of the fused score when the corpus knows every word of the query.
+_LEXICAL_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Retrieval:
 
 class Retriever:
     """Dense (multilingual embeddings: works across languages), BM25 (exact names and terms),
-    or both fused by reciprocal rank."""
+    or both fused."""
 
     def __init__(
         self,
@@ -76,12 +76,13 @@ class Retriever:
         lexical = (
             self._lexical.search(query, max(k, _FUSION_CANDIDATES)) if self.mode != "dense" else []
         )
+        coverage = self._lexical.coverage(query)
         if self.mode == "dense":
             chunks = dense[:k]
         elif self.mode == "bm25":
             chunks = self._with_scores(lexical[:k], {})
         else:
-            chunks = self._fuse(dense, lexical, self._lexical.coverage(query), k)
+            chunks = self._fuse(dense, lexical, coverage, k)
         searched = time.perf_counter()
         return Retrieval(
             query=query,
@@ -89,7 +90,7 @@ class Retriever:
             chunks=chunks,
             dense_scores=[chunk.score for chunk in dense],
             background_scores=background_scores(self._embedder, vector) if dense else [],
-            lexical_coverage=self._lexical.coverage(query),
+            lexical_coverage=coverage,
             lexical_overlap=(
                 self._lexical.overlap(query, f"{chunks[0].title}\n{chunks[0].text}")
                 if chunks
@@ -103,16 +104,26 @@ class Retriever:
         self,
         dense: list[StoredChunk],
         lexical: list[tuple[str, float]],
-        lexical_weight: float,
+        coverage: float,
         k: int,
     ) -> list[StoredChunk]:
-        """Reciprocal-rank fusion of the two rankings, BM25's vote weighted by how many of the
-        query's words the corpus knows (so it does not drown dense results across languages)."""
-        fused: dict[str, float] = {}
-        for rank, chunk in enumerate(dense, start=1):
-            fused[chunk.chunk_id] = fused.get(chunk.chunk_id, 0.0) + 1 / (_RRF_K + rank)
-        for rank, (chunk_id, _) in enumerate(lexical, start=1):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + lexical_weight / (_RRF_K + rank)
+        """Convex combination of the two rankings' z-normalised scores.
+
+        BM25's weight is half the share of the query's words the corpus knows: equal to the
+        dense weight for a question in the articles' language, near zero across languages,
+        where BM25 can only match names and numbers. (Measured with this z-score fusion
+        against reciprocal-rank fusion: better on drcd-dev, equal on xquad-en-zh-dev.)
+        """
+        lexical_weight = _LEXICAL_WEIGHT * coverage
+        dense_z = _z_scores({chunk.chunk_id: chunk.score for chunk in dense})
+        lexical_z = _z_scores(dict(lexical))
+        dense_floor = min(dense_z.values(), default=0.0)
+        lexical_floor = min(lexical_z.values(), default=0.0)
+        fused = {
+            chunk_id: (1 - lexical_weight) * dense_z.get(chunk_id, dense_floor)
+            + lexical_weight * lexical_z.get(chunk_id, lexical_floor)
+            for chunk_id in dense_z.keys() | lexical_z.keys()
+        }
         best = sorted(fused.items(), key=lambda item: -item[1])[:k]
         return self._with_scores(best, {chunk.chunk_id: chunk for chunk in dense})
 
@@ -185,3 +196,12 @@ _CALIBRATED_POLICIES: dict[str, AbstentionPolicy] = {
 def calibrated_policy(embedder_identity: str) -> AbstentionPolicy | None:
     """The abstention policy measured for this embedder, or None (never abstain) if unknown."""
     return _CALIBRATED_POLICIES.get(embedder_identity)
+
+
+def _z_scores(scores: dict[str, float]) -> dict[str, float]:
+    """Scores standardised to mean 0 and deviation 1, so cosine and BM25 scales mix."""
+    if not scores:
+        return {}
+    values = np.array(list(scores.values()))
+    spread = float(values.std()) or 1.0
+    return {key: (value - float(values.mean())) / spread for key, value in scores.items()}

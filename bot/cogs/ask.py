@@ -1,4 +1,8 @@
-"""/ask: answer from the channel's articles, with sources, buttons and a thread for follow-ups."""
+"""/ask: answer from the channel's articles, with sources, buttons and a thread for follow-ups.
+
+A generated answer is shown as it is written (the message edited at most once per
+`STREAM_EDIT_SECONDS`, within Discord's rate limits), then replaced by the checked answer.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +15,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import Answer, ExtractiveAnswerer, clean_question
-from bot.client import CitebotBot, bot_of, send_followup
+from bot.answering import Answer, Answerer, TextCallback, clean_question
+from bot.client import CitebotBot, bot_of, edit_message, send_followup
 from bot.cogs.feedback import answer_view
-from bot.conversation import QueryCondenser, RecentQuestionsCondenser, Turn
+from bot.conversation import QueryCondenser, Turn
 from bot.feedback import PostedAnswer, new_answer_id, now
-from bot.messages import answer_payloads, thread_name
+from bot.messages import answer_payloads, streaming_payload, thread_name
+from bot.streaming import ThrottledPublisher
 
 log = logging.getLogger("citebot.discord")
+
+STREAM_EDIT_SECONDS = 1.2
 
 
 def _ask_cooldown(interaction: discord.Interaction[Any]) -> app_commands.Cooldown | None:
@@ -32,14 +39,15 @@ class Ask(commands.Cog):
 
     def __init__(self, bot: CitebotBot, condenser: QueryCondenser | None = None) -> None:
         self.bot = bot
-        self.condenser = condenser or RecentQuestionsCondenser(bot.settings.max_question_chars)
+        self.condenser = condenser or bot.engine.condenser()
 
     @app_commands.command(name="ask", description="Answer from the team's articles, with sources")
     @app_commands.describe(question="What you want to know")
     @app_commands.guild_only()
     @app_commands.checks.dynamic_cooldown(_ask_cooldown)
     async def ask(self, interaction: discord.Interaction[CitebotBot], question: str) -> None:
-        """Defer at once, answer in a worker thread, post the answer, then open a thread."""
+        """Defer at once, answer in a worker thread (showing a generated answer as it is
+        written), post the answer, then open a thread."""
         await interaction.response.defer(thinking=True)
         channel = interaction.channel
         thread = channel if isinstance(channel, discord.Thread) else None
@@ -47,11 +55,16 @@ class Ask(commands.Cog):
         history = (
             await asyncio.to_thread(self.bot.feedback.thread_turns, thread.id) if thread else []
         )
-        async with self.bot.question_slots:
-            reader = await self.bot.readers.get(scope.collection)
-            question, query, answer = await asyncio.to_thread(
-                self._answer, reader.answerer, history, question
-            )
+        preview = _Preview(interaction)
+        publisher = ThrottledPublisher(preview.show, STREAM_EDIT_SECONDS)
+        try:
+            async with self.bot.question_slots:
+                reader = await self.bot.readers.get(scope.collection)
+                question, query, answer = await asyncio.to_thread(
+                    self._answer, reader.answerer, history, question, publisher.push_threadsafe
+                )
+        finally:
+            await publisher.close()
         posted = PostedAnswer(
             id=new_answer_id(),
             question=question,
@@ -65,25 +78,37 @@ class Ask(commands.Cog):
             created=now(),
         )
         await asyncio.to_thread(self.bot.feedback.save_answer, posted)
-        first = await self._post(interaction, answer, posted.id)
+        first = await self._post(interaction, answer, posted.id, preview.message)
         if isinstance(channel, discord.TextChannel):
             await self._open_thread(channel, first, posted)
 
     def _answer(
-        self, answerer: ExtractiveAnswerer, history: Sequence[Turn], question: str
+        self,
+        answerer: Answerer,
+        history: Sequence[Turn],
+        question: str,
+        on_text: TextCallback,
     ) -> tuple[str, str, Answer]:
         """(question, retrieval query, answer); a follow-up is condensed with its history."""
         question = clean_question(question, self.bot.settings.max_question_chars)
         query = self.condenser.condense(history, question) if history else question
-        return question, query, answerer.answer(query)
+        return question, query, answerer.answer(query, on_text)
 
     async def _post(
-        self, interaction: discord.Interaction[CitebotBot], answer: Answer, answer_id: str
+        self,
+        interaction: discord.Interaction[CitebotBot],
+        answer: Answer,
+        answer_id: str,
+        preview: discord.WebhookMessage | None,
     ) -> discord.WebhookMessage:
-        """Send the answer (as many messages as it takes); the buttons go on the first one."""
+        """Send the answer (as many messages as it takes), its first part replacing the
+        preview if there is one; the buttons go on the first message."""
         first, *rest = answer_payloads(answer)
         view = answer_view(answer_id, with_sources=bool(answer.citations))
-        message = await send_followup(interaction, first, view=view)
+        if preview is None:
+            message = await send_followup(interaction, first, view=view)
+        else:
+            message = await edit_message(preview, first, view=view)
         for payload in rest:
             await send_followup(interaction, payload)
         return message
@@ -100,6 +125,23 @@ class Ask(commands.Cog):
             log.warning("no thread for answer %s: %s", posted.id, error)
             return
         await asyncio.to_thread(self.bot.feedback.set_thread, posted.id, thread.id)
+
+
+class _Preview:
+    """The answer message while a generated answer is written: posted with the first text,
+    edited with each later one."""
+
+    def __init__(self, interaction: discord.Interaction[CitebotBot]) -> None:
+        self._interaction = interaction
+        self.message: discord.WebhookMessage | None = None
+
+    async def show(self, text: str) -> None:
+        """Post or update the message with the answer so far."""
+        payload = streaming_payload(text)
+        if self.message is None:
+            self.message = await send_followup(self._interaction, payload)
+        else:
+            await edit_message(self.message, payload)
 
 
 async def setup(bot: CitebotBot) -> None:

@@ -14,8 +14,6 @@ from bot.client import CitebotBot
 from bot.messages import NO_MENTIONS, ScopeStatus, status_embed
 from index.store import StoreError
 
-ANSWER_MODE = "extractive"
-
 
 class Status(commands.Cog):
     """Reports the bot's configuration and each collection's index, privately."""
@@ -32,7 +30,7 @@ class Status(commands.Cog):
         embed = status_embed(
             version=version("citebot"),
             embedder=self.bot.engine.embedder.identity,
-            answer_mode=ANSWER_MODE,
+            answer_mode=self.bot.engine.answer_mode,
             retrieval=self.bot.settings.retrieval,
             scopes=scopes,
         )

@@ -1,0 +1,36 @@
+"""Fixtures for generated answers: the fake OpenAI-compatible endpoint, and settings using it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bot.settings import Settings
+from tests.helpers.fake_llm import FakeLLM
+
+FAKE_MODEL = "fake-model-7b"
+FAKE_API_KEY = "sk-test-0123456789abcdef"
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLM]:
+    """A started fake endpoint; the test fails if it got requests the test did not script."""
+    with FakeLLM() as llm:
+        yield llm
+    assert not llm.unscripted, f"{len(llm.unscripted)} unscripted requests to the fake LLM"
+
+
+def with_llm(settings: Settings, llm: FakeLLM, **overrides: Any) -> Settings:
+    """`settings` answering through the fake endpoint, with a short timeout by default."""
+    values: dict[str, Any] = {
+        "llm_base_url": llm.base_url,
+        "llm_model": FAKE_MODEL,
+        "llm_api_key": SecretStr(FAKE_API_KEY),
+        "llm_timeout_seconds": 1.0,
+        "llm_max_retries": 2,
+        **overrides,
+    }
+    return settings.model_copy(update=values)
