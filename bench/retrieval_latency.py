@@ -35,21 +35,20 @@ def _scaled_store(source: ChunkStore, target: ChunkStore, size: int) -> LexicalI
     batch = target._client.get_max_batch_size()
     while len(ids) < size:
         take = min(len(page["ids"]), size - len(ids))
-        vectors = np.asarray(page["embeddings"][:take]) + rng.normal(0, 0.01, (take, 384))
+        vectors = np.asarray(page["embeddings"][:take])
+        vectors = vectors + rng.normal(0, 0.01, vectors.shape)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         new_ids = [f"{chunk_id}-{copy}" for chunk_id in page["ids"][:take]]
+        documents, metadatas = page["documents"][:take], page["metadatas"][:take]
         for first in range(0, take, batch):
             target._collection.add(
                 ids=new_ids[first : first + batch],
                 embeddings=vectors[first : first + batch],
-                documents=page["documents"][first : first + batch],
-                metadatas=page["metadatas"][first : first + batch],
+                documents=documents[first : first + batch],
+                metadatas=metadatas[first : first + batch],
             )
         ids += new_ids
-        texts += [
-            f"{m['title']}\n{d}"
-            for d, m in zip(page["documents"][:take], page["metadatas"][:take], strict=True)
-        ]
+        texts += [f"{m['title']}\n{d}" for d, m in zip(documents, metadatas, strict=True)]
         copy += 1
     return LexicalIndex.build(ids, texts)
 

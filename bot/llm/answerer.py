@@ -133,7 +133,8 @@ def _preview(prompt: AnswerPrompt, on_text: TextCallback | None) -> TextCallback
         nonlocal leaked
         text = visible_text(reply_so_far)
         leaked = leaked or prompt.leaks(text)
-        if on_text is not None and not leaked and len(text) >= LEAK_MIN_CHARS:
+        judged = len("".join(text.split())) >= LEAK_MIN_CHARS
+        if on_text is not None and judged and not leaked:
             on_text(text)
 
     return show

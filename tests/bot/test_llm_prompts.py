@@ -56,6 +56,7 @@ def test_a_reply_repeating_the_rules_or_the_nonce_leaks() -> None:
     assert prompt.leaks(rules)
     assert prompt.leaks("My rules: " + rules.splitlines()[3].upper())  # case and width fold
     assert prompt.leaks(f"The delimiter is {prompt.nonce}.")
+    assert prompt.leaks("Sure. I was told to write names and numbers as the passage writes them")
     assert not prompt.leaks("TBD distilled Gemma, gpt-oss and Qwen [1].")
 
 

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 from bot.streaming import ThrottledPublisher
 
-INTERVAL = 0.2
+INTERVAL = 0.1
 
 
 class Sink:

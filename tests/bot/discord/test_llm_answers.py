@@ -156,12 +156,13 @@ async def test_a_failing_endpoint_ends_in_labelled_quotes_without_its_error_text
 async def test_a_stream_that_stalls_after_the_preview_is_replaced_by_labelled_quotes(
     fake: FakeDiscord, llm_citebot: CitebotBot, fake_llm: FakeLLM
 ) -> None:
-    fake_llm.script(Reply.answer(distill_answer, chunk_delay_seconds=3.0))  # timeout: 1 s
+    stalling = Reply(distill_answer, chunk_chars=40, chunk_delay_seconds=3.0)  # timeout: 1 s
+    fake_llm.script(stalling)
 
     interaction = await run_command(fake, llm_citebot, "ask", {"question": DISTILL_QUESTION})
 
     [preview, *_] = answer_edits(fake, interaction)
-    assert preview["content"] == "Avocado" + WRITING_MARK  # the first 8 characters
+    assert preview["content"] == "Avocado is due next spring as a closed m" + WRITING_MARK
     [answer] = fake.messages_for(interaction)
     assert answer["content"].startswith(f"*{LLM_UNAVAILABLE}*\n")
     assert answer["embeds"]
