@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10, alias="LLM_MAX_RETRIES")
     llm_temperature: float = Field(0.1, ge=0, le=2, alias="LLM_TEMPERATURE")
 
+    @field_validator("llm_base_url")
+    @classmethod
+    def _llm_url_is_http(cls, url: str | None) -> str | None:
+        """The endpoint is reached over HTTP(S); anything else is a typo best caught at start."""
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("LLM_BASE_URL must start with http:// or https://")
+        return url or None
+
     @field_validator("llm_model")
     @classmethod
     def _llm_needs_a_model(cls, model: str | None, info: ValidationInfo) -> str | None:

@@ -26,7 +26,7 @@ Verdict = Literal["supported", "unverified", "unsupported", "uncited"]
 # Sentences quoted from a passage as the evidence for the sentences citing it.
 _QUOTE_SENTENCES = 3
 
-_MARKER = r"[\[［]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]］]"
+_MARKER = r"[\[［【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]］】]"
 _MARKER_GROUP = re.compile(_MARKER)
 _SPACED_MARKER = re.compile(r"(\s*)" + _MARKER)
 _LEADING_MARKERS = re.compile(rf"^(?:\s*{_MARKER})+")
@@ -139,20 +139,22 @@ def renumber(kept: Sequence[SentenceCheck]) -> tuple[str, list[int]]:
 
 
 def supporting_quote(chunk: StoredChunk, terms: Sequence[str]) -> str:
-    """The passage's sentences that state the most of `terms`, in passage order; the whole
-    passage when none states any."""
+    """The passage's sentences that state the most of `terms` (at least half as many as the
+    best one), in passage order; the whole passage when none states any."""
     folded_terms = [fold(term) for term in terms]
     spans = sentence_spans(chunk.text)
     hits = [
         sum(term in fold(chunk.text[span.start : span.end]) for term in folded_terms)
         for span in spans
     ]
-    best = sorted((i for i, count in enumerate(hits) if count), key=lambda i: -hits[i])[
-        :_QUOTE_SENTENCES
-    ]
-    if not best:
+    most = max(hits, default=0)
+    if not most:
         return chunk.text.strip()
-    return " ".join(chunk.text[spans[i].start : spans[i].end] for i in sorted(best))
+    ranked = sorted(
+        (i for i, count in enumerate(hits) if 2 * count >= most), key=lambda i: -hits[i]
+    )
+    best = sorted(ranked[:_QUOTE_SENTENCES])
+    return " ".join(chunk.text[spans[i].start : spans[i].end] for i in best)
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ def _numbers(text: str) -> list[tuple[str, frozenset[Decimal]]]:
 
 def _names(claim: str) -> list[str]:
     """The names a claim states: Latin words with a capital or a digit (not an English
-    sentence's first word), Han text in an English sentence, and quoted terms."""
+    sentence's first word), and Han text in an English sentence or quoted in a Chinese one."""
     english = language_of(claim) == "en"
     names = []
     words = list(_LATIN_WORD.finditer(_POSSESSIVE.sub("", claim)))
@@ -227,7 +229,8 @@ def _names(claim: str) -> list[str]:
             names.append(text)
     if english:
         names += _HAN_RUN.findall(claim)
-    names += [quoted.strip() for quoted in _QUOTED.findall(claim) if quoted.strip()]
+    else:
+        names += [quoted.strip() for quoted in _QUOTED.findall(claim) if quoted.strip()]
     return list(dict.fromkeys(names))
 
 

@@ -113,6 +113,8 @@ def test_a_marker_after_the_full_stop_belongs_to_the_sentence_before() -> None:
 
     assert [check.cited for check in checks] == [(1,), (2,)]
     assert [check.verdict for check in checks] == ["supported", "supported"]
+    [wide] = check_citations("環狀線預計 2030 年通車【2，1】。", PASSAGES)
+    assert wide.cited == (2, 1)
 
 
 def test_kept_sentences_are_renumbered_by_first_use_and_bad_markers_removed() -> None:

@@ -1,0 +1,109 @@
+"""Smoke-test a language model before trusting it: ask an evaluation set's questions through
+the endpoint `LLM_BASE_URL` names and print each answer, its sources and the citation check's
+verdict on every sentence the model wrote.
+
+    LLM_BASE_URL=http://localhost:11434/v1 LLM_MODEL=qwen2.5:7b-instruct \\
+        python bench/llm_smoke.py ../shared/eval/seed-news/questions.jsonl
+
+The articles (`--articles`, default: `articles/` beside the questions file) are indexed into a
+collection of their own under `CITEBOT_DATA_DIR/eval`, reused while they do not change. A model
+that follows the rules has most sentences supported and few fallbacks to quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.engine import Engine
+from bot.llm.answerer import GeneratingAnswerer, Generation
+from bot.settings import Settings
+from index.corpus import Corpus
+from index.retrieval import Retriever
+from index.store import ChromaConnection
+
+_MARKS = {"supported": "ok", "unverified": "??", "unsupported": "XX", "uncited": "XX"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Ask every question and print the report; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("questions", type=Path, help="a questions.jsonl file")
+    parser.add_argument("--articles", type=Path, help="default: articles/ beside the questions")
+    parser.add_argument("--limit", type=int, help="only the first N questions")
+    args = parser.parse_args(argv)
+    engine = Engine(Settings())
+    if engine.chat is None:
+        print("llm_smoke: set LLM_BASE_URL and LLM_MODEL (see .env.example)", file=sys.stderr)
+        return 2
+    rows = [json.loads(line) for line in args.questions.read_text("utf-8").splitlines() if line]
+    retriever = _retriever(engine, args.articles or args.questions.parent / "articles")
+    answerer = GeneratingAnswerer(
+        retriever, engine.answerer(retriever), engine.chat, top_k=engine.settings.top_k
+    )
+    generations = []
+    for row in rows[: args.limit]:
+        retrieval = retriever.retrieve(row["question"], engine.settings.top_k)
+        generation = answerer.generate(retrieval)
+        _print_generation(row, generation)
+        generations.append((row, generation))
+    _print_summary(engine.answer_mode, generations)
+    return 0
+
+
+def _retriever(engine: Engine, articles: Path) -> Retriever:
+    """A retriever over the articles' own index (built, or brought up to date)."""
+    settings = engine.settings
+    name = "llm-smoke-" + hashlib.sha256(str(articles.resolve()).encode()).hexdigest()[:12]
+    corpus = Corpus(
+        ChromaConnection(settings.data_dir / "eval"), name, engine.embedder, settings.chunking
+    )
+    corpus.sync([articles])
+    return corpus.retriever(settings.retrieval)
+
+
+def _print_generation(row: dict[str, Any], generation: Generation) -> None:
+    answer = generation.answer
+    print(f"\n[{row.get('id', '?')}] {row['question']}")
+    expected = [str(item) for item in row.get("answers", [])]
+    if expected:
+        print(f"  expected: {', '.join(expected)}")
+    seconds = answer.timings_ms.get("generate", 0.0) / 1000
+    label = "generated" if answer.mode == "generated" else "quoted (fallback)"
+    print(f"  answer ({label}, model {seconds:.1f} s): {answer.text}")
+    if answer.notice:
+        print(f"  notice: {answer.notice}")
+    if generation.check is not None:
+        if generation.check.leaked_instructions:
+            print("  XX the reply repeats the rules")
+        for sentence in generation.check.sentences:
+            detail = f" missing: {', '.join(sentence.missing)}" if sentence.missing else ""
+            wrong = f" no such passage: {sentence.out_of_range}" if sentence.out_of_range else ""
+            verdict = f"{_MARKS[sentence.verdict]} {sentence.verdict:<11}"
+            print(f"  {verdict} {sentence.text}{detail}{wrong}")
+    for citation in answer.citations:
+        print(f"  [{citation.n}] {citation.title} ({citation.date or 'no date'}) - {citation.path}")
+        print(f"      \u201c{citation.quote[:200]}\u201d")
+        if citation.gloss:
+            print(f"      = {citation.gloss}")
+
+
+def _print_summary(mode: str, generations: list[tuple[dict[str, Any], Generation]]) -> None:
+    generated = sum(generation.answer.mode == "generated" for _, generation in generations)
+    checks = [generation.check for _, generation in generations if generation.check]
+    sentences = [sentence for check in checks for sentence in check.sentences]
+    kept = sum(sentence.kept for sentence in sentences)
+    print(
+        f"\n{mode}: {len(generations)} questions, {generated} generated, "
+        f"{len(generations) - generated} quoted instead; "
+        f"{kept}/{len(sentences)} generated sentences kept by the citation check"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
