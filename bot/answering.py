@@ -13,9 +13,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from index.embedding import Embedder
 from index.retrieval import AbstentionPolicy, Retrieval, Retriever
-from index.sentences import sentence_spans
 from index.store import StoredChunk
 
 NO_ANSWER = "The indexed articles don't answer this question."
@@ -128,7 +126,6 @@ class ExtractiveAnswerer:
     def __init__(
         self,
         retriever: Retriever,
-        embedder: Embedder,
         *,
         top_k: int = 5,
         abstention: AbstentionPolicy | None = None,
@@ -136,7 +133,6 @@ class ExtractiveAnswerer:
         max_question_chars: int = 1000,
     ) -> None:
         self._retriever = retriever
-        self._embedder = embedder
         self._top_k = top_k
         self._abstention = abstention
         self._max_sentences = max_sentences
@@ -176,17 +172,17 @@ class ExtractiveAnswerer:
         A sentence's score is its similarity to the question, less a small penalty for each
         rank its chunk sits below the first.
         """
-        candidates = [
-            (rank, chunk, chunk.text[span.start : span.end])
-            for rank, chunk in enumerate(chunks[:_QUOTE_CANDIDATE_CHUNKS])
-            for span in sentence_spans(chunk.text)
-        ]
-        vectors = self._embedder.embed_documents([text for _, _, text in candidates])
-        similarities = vectors @ query_vector
+        top = chunks[:_QUOTE_CANDIDATE_CHUNKS]
+        rank_of = {chunk.chunk_id: rank for rank, chunk in enumerate(top)}
+        chunk_of = {chunk.chunk_id: chunk for chunk in top}
         scored = sorted(
             (
-                _Sentence(chunk, text, float(similarity) - _RANK_PENALTY * rank)
-                for (rank, chunk, text), similarity in zip(candidates, similarities, strict=True)
+                _Sentence(
+                    chunk_of[chunk_id],
+                    text,
+                    float(vector @ query_vector) - _RANK_PENALTY * rank_of[chunk_id],
+                )
+                for chunk_id, text, vector in self._retriever.sentences(top)
             ),
             key=lambda sentence: -sentence.score,
         )

@@ -57,7 +57,6 @@ class Engine:
         same one, and its BM25 index is loaded once)."""
         return ExtractiveAnswerer(
             retriever,
-            self.embedder,
             top_k=self.settings.top_k,
             abstention=self.settings.abstention(self.embedder.identity),
             max_question_chars=self.settings.max_question_chars,

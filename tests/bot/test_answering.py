@@ -29,7 +29,7 @@ def seed_answerer(e5, tmp_path_factory, request):
         pytest.skip("shared evaluation sets not found")
     corpus = Corpus(ChromaConnection(tmp_path_factory.mktemp("data")), "seed", e5, ChunkingConfig())
     corpus.sync([seed])
-    return ExtractiveAnswerer(corpus.retriever(), e5, abstention=calibrated_policy(e5.identity))
+    return ExtractiveAnswerer(corpus.retriever(), abstention=calibrated_policy(e5.identity))
 
 
 def _markers(text: str) -> set[int]:
@@ -82,11 +82,11 @@ def test_sentence_transformers_backend_answers_from_the_right_article(minilm, tm
         (folder / name).write_text(text, encoding="utf-8")
     corpus = Corpus(ChromaConnection(tmp_path / "data"), "english", minilm, ChunkingConfig(64, 8))
     corpus.sync([folder])
-    answer = ExtractiveAnswerer(corpus.retriever(), minilm).answer(
+    answer = ExtractiveAnswerer(corpus.retriever()).answer(
         "How much memory bandwidth does Rubin have?"
     )
     assert answer.citations[0].article == "chips.md"
     assert "bandwidth" in answer.citations[0].quote
     assert answer.citations[0].title == "Nvidia's new chips"
-    glasses = ExtractiveAnswerer(corpus.retriever(), minilm).answer("Which glasses sold out?")
+    glasses = ExtractiveAnswerer(corpus.retriever()).answer("Which glasses sold out?")
     assert glasses.citations[0].url == "https://example.com/glasses"
