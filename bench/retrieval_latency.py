@@ -3,9 +3,9 @@
     python bench/retrieval_latency.py ../shared/eval/drcd-dev [--chunks 10000] [--queries 200]
 
 Embedding 10k real chunks takes most of an hour here, so the set's own eval index is built (or
-reused), then its chunks are copied, with slightly perturbed vectors, into a scratch collection
-until it holds `--chunks` chunks. Dense search, BM25 and fusion then run on a real index of that
-size. Prints p50/p95 per mode, median of `--runs` passes.
+reused), then its chunks and their sentence vectors are copied, slightly perturbed, into a
+scratch store until it holds `--chunks` chunks. Dense search, BM25 and fusion then run on a
+real index of that size. Prints p50/p95 per mode, median of `--runs` passes.
 """
 
 from __future__ import annotations
@@ -26,29 +26,49 @@ from index.retrieval import Retriever
 from index.store import ChromaConnection, ChunkStore
 
 
+def _copy(page: dict, target, suffix: str, take: int, rng: np.random.Generator) -> list[str]:
+    """Add the first `take` records of a collection page to `target` under new ids (vectors
+    slightly perturbed, sentence records pointing at the copied chunks); returns the ids."""
+    vectors = np.asarray(page["embeddings"][:take])
+    vectors = vectors + rng.normal(0, 0.01, vectors.shape)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = [f"{record_id}-{suffix}" for record_id in page["ids"][:take]]
+    metadatas = [
+        {**m, "chunk": f"{m['chunk']}-{suffix}"} if "chunk" in m else m
+        for m in page["metadatas"][:take]
+    ]
+    batch = 5000
+    for first in range(0, take, batch):
+        target.add(
+            ids=ids[first : first + batch],
+            embeddings=vectors[first : first + batch],
+            documents=page["documents"][first : first + batch],
+            metadatas=metadatas[first : first + batch],
+        )
+    return ids
+
+
 def _scaled_store(source: ChunkStore, target: ChunkStore, size: int) -> LexicalIndex:
-    """Fill `target` with copies of `source`'s chunks up to `size`; return their BM25 index."""
-    page = source._collection.get(include=["embeddings", "documents", "metadatas"])
+    """Fill `target` with copies of `source`'s chunks (and their sentences) up to `size`
+    chunks; return the BM25 index of the copied chunks."""
+    include = ["embeddings", "documents", "metadatas"]
+    chunks = source._collection.get(include=include)
+    sentences = source._sentences.get(include=include)
     rng = np.random.default_rng(0)
-    ids, texts = [], []
+    ids: list[str] = []
+    texts: list[str] = []
     copy = 0
-    batch = target._client.get_max_batch_size()
     while len(ids) < size:
-        take = min(len(page["ids"]), size - len(ids))
-        vectors = np.asarray(page["embeddings"][:take])
-        vectors = vectors + rng.normal(0, 0.01, vectors.shape)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        new_ids = [f"{chunk_id}-{copy}" for chunk_id in page["ids"][:take]]
-        documents, metadatas = page["documents"][:take], page["metadatas"][:take]
-        for first in range(0, take, batch):
-            target._collection.add(
-                ids=new_ids[first : first + batch],
-                embeddings=vectors[first : first + batch],
-                documents=documents[first : first + batch],
-                metadatas=metadatas[first : first + batch],
-            )
-        ids += new_ids
-        texts += [f"{m['title']}\n{d}" for d, m in zip(documents, metadatas, strict=True)]
+        take = min(len(chunks["ids"]), size - len(ids))
+        ids += _copy(chunks, target._collection, str(copy), take, rng)
+        taken = set(chunks["ids"][:take])
+        keep = [i for i, m in enumerate(sentences["metadatas"]) if m["chunk"] in taken]
+        subset = {key: [sentences[key][i] for i in keep] for key in ("ids", *include)}
+        _copy(subset, target._sentences, str(copy), len(keep), rng)
+        texts += [
+            f"{m['title']}\n{d}"
+            for d, m in zip(chunks["documents"][:take], chunks["metadatas"][:take], strict=True)
+        ]
         copy += 1
     return LexicalIndex.build(ids, texts)
 
