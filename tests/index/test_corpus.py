@@ -12,6 +12,7 @@ from index.store import (
     EmbedderMismatchError,
     IndexBusyError,
     IndexMissingError,
+    OutdatedIndexError,
     writer_lock,
 )
 
@@ -189,3 +190,28 @@ def test_an_update_leaves_no_stale_metadata(connection, e5, folder):
     hit = corpus.retriever("dense").retrieve("When is Avocado expected?", 1).chunks[0]
     assert hit.article_id == "avocado.md"
     assert hit.date is None, "the removed date does not survive the update"
+
+
+def test_sentences_follow_their_articles(connection, e5, folder):
+    corpus = _corpus(connection, e5)
+    corpus.sync([folder])
+    store = corpus.store()
+    store.open_for_reading()
+    chunk_ids = store.chunk_ids()
+    sentences = store.sentences_of(chunk_ids)
+    assert {chunk_id for chunk_id, _, _ in sentences} == set(chunk_ids)
+    assert any(text == "It distils Gemma, gpt-oss and Qwen." for _, text, _ in sentences)
+    (folder / "avocado.md").unlink()
+    corpus.sync([folder])
+    remaining = store.sentences_of(store.chunk_ids())
+    assert all("Gemma" not in text for _, text, _ in remaining)
+    assert len(remaining) == len(store._sentences.get(include=[])["ids"]), "no orphans"
+
+
+def test_an_index_from_an_older_citebot_is_refused_with_a_rebuild_hint(connection, e5, folder):
+    connection.client.create_collection(
+        "articles", embedding_function=None, metadata={"embedder": e5.identity}
+    )
+    with pytest.raises(OutdatedIndexError, match="--rebuild"):
+        _corpus(connection, e5).retriever()
+    assert _corpus(connection, e5).sync([folder], rebuild=True).added
