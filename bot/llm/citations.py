@@ -11,11 +11,14 @@ What survives is renumbered in order of first use, so the text and the Sources a
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
+from types import ModuleType
 from typing import Literal
 
 from bot.llm.text import HAN, Language, fold, language_of
@@ -50,6 +53,8 @@ _SCALES = {
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.&][A-Za-z0-9]+)*")
 _POSSESSIVE = re.compile(r"['’]s\b")
 _HAN_RUN = re.compile(f"[{HAN}]+")
+# jieba's tags for people, places, organisations and other proper nouns.
+_PROPER_NOUN_TAGS = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz"})
 _QUOTED = re.compile(r"[「『《“\"]([^」』》”\"]{1,40})[」』》”\"]")
 # A translation the rules allow after a name written as in the passage: 查克柏格 (Zuckerberg).
 _TRANSLATION = re.compile(rf"([{HAN}]+)\s*[(（]([^()（）]{{1,60}})[)）]")
@@ -216,7 +221,8 @@ def _numbers(text: str) -> list[tuple[str, frozenset[Decimal]]]:
 
 def _names(claim: str) -> list[str]:
     """The names a claim states: Latin words with a capital or a digit (not an English
-    sentence's first word), and Han text in an English sentence or quoted in a Chinese one."""
+    sentence's first word), Han text in an English sentence, and in a Chinese one what is
+    quoted and the proper nouns (people, places, organisations) jieba tags."""
     english = language_of(claim) == "en"
     names = []
     words = list(_LATIN_WORD.finditer(_POSSESSIVE.sub("", claim)))
@@ -231,7 +237,27 @@ def _names(claim: str) -> list[str]:
         names += _HAN_RUN.findall(claim)
     else:
         names += [quoted.strip() for quoted in _QUOTED.findall(claim) if quoted.strip()]
+        names += _chinese_proper_nouns(claim)
     return list(dict.fromkeys(names))
+
+
+def _chinese_proper_nouns(claim: str) -> list[str]:
+    """Proper nouns of Chinese text (jieba's part-of-speech tags), in folded form."""
+    return [
+        word
+        for word, flag in _jieba_tagger().cut(fold(claim))
+        if flag in _PROPER_NOUN_TAGS and len(word) > 1 and _HAN_RUN.fullmatch(word)
+    ]
+
+
+@cache
+def _jieba_tagger():
+    """jieba's tagger, loaded (about a second) on first use, quietly."""
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba.posseg
 
 
 def _translated_names(claim: str, cited: Sequence[_Evidence]) -> set[str]:

@@ -40,6 +40,7 @@ def passage(text: str, title: str = "News", date: str | None = "2025-12-11") -> 
     )
 
 
+ZUCKERBERG = "查克柏格把自己定位成汪滔的導師，TBD Lab 成員的座位就在加州總公司他的辦公桌周圍。"
 PASSAGES = [passage(DISTILL, "avocado"), passage(METRO, "metro"), passage(BUBBLE_TEA, "tea")]
 
 
@@ -82,6 +83,15 @@ def test_a_claim_its_passage_does_not_support_is_dropped() -> None:
     assert verdicts("A new shop in Paris plans a sugar-free menu [3].") == ["unsupported"]
     # The right fact, the wrong passage.
     assert verdicts("TBD distilled Gemma [2].") == ["unsupported"]
+
+
+def test_a_person_a_chinese_sentence_names_must_be_in_its_passage() -> None:
+    [check] = check_citations("查克柏格在加州親自指導汪滔。[1]", [passage(ZUCKERBERG)])
+    assert check.verdict == "supported"
+    assert "汪滔" in check.terms
+    [check] = check_citations("查克柏格在加州親自指導黃仁勳。[1]", [passage(ZUCKERBERG)])
+    assert check.verdict == "unsupported"
+    assert "黄仁勋" in check.missing
 
 
 def test_a_name_missing_from_a_passage_in_another_language_is_kept_as_unverified() -> None:
