@@ -251,7 +251,7 @@ def _chinese_proper_nouns(claim: str) -> list[str]:
 
 
 @cache
-def _jieba_tagger():
+def _jieba_tagger() -> ModuleType:
     """jieba's tagger, loaded (about a second) on first use, quietly."""
     import jieba
     import jieba.posseg
