@@ -33,6 +33,7 @@ def _copy(page: dict, target, suffix: str, take: int, rng: np.random.Generator) 
     vectors = vectors + rng.normal(0, 0.01, vectors.shape)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = [f"{record_id}-{suffix}" for record_id in page["ids"][:take]]
+    documents = page["documents"][:take]
     metadatas = [
         {**m, "chunk": f"{m['chunk']}-{suffix}"} if "chunk" in m else m
         for m in page["metadatas"][:take]
@@ -42,7 +43,7 @@ def _copy(page: dict, target, suffix: str, take: int, rng: np.random.Generator) 
         target.add(
             ids=ids[first : first + batch],
             embeddings=vectors[first : first + batch],
-            documents=page["documents"][first : first + batch],
+            documents=documents[first : first + batch],
             metadatas=metadatas[first : first + batch],
         )
     return ids
