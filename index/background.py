@@ -1,8 +1,10 @@
-"""Unrelated passages that show how similar a query looks to text that cannot answer it.
+"""Unrelated paragraphs that show how similar a query looks to text that cannot answer it.
 
 A multilingual model scores any same-language pair fairly high, so a raw similarity says little
 on its own; what matters is how far the best passage stands above text that does not answer.
-In a large corpus the other chunks show that; a corpus of a few chunks is topped up with these.
+In a large corpus the other chunks show that; a corpus of a few chunks is topped up with these
+paragraphs, scored exactly as chunks are (the mean of the paragraph's similarity and its best
+sentence's), so that the two kinds of score compare.
 """
 
 from __future__ import annotations
@@ -55,15 +57,32 @@ BACKGROUND_PASSAGES = (
 )
 
 
-_VECTORS: dict[str, np.ndarray] = {}
+_SENTENCES_PER_PARAGRAPH = 4
+# Paragraphs of four sentences of one language each (the list is grouped by language).
+_PARAGRAPHS = [
+    BACKGROUND_PASSAGES[first : first + _SENTENCES_PER_PARAGRAPH]
+    for first in range(0, len(BACKGROUND_PASSAGES), _SENTENCES_PER_PARAGRAPH)
+]
+_VECTORS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def background_scores(embedder: Embedder, query_vector: np.ndarray) -> list[float]:
-    """Cosine similarity of the query to every background passage, best first.
+    """The query's score against every background paragraph, scored like a chunk, best first.
 
-    The passages are embedded once per process and embedder.
+    The paragraphs and sentences are embedded once per process and embedder.
     """
-    vectors = _VECTORS.get(embedder.identity)
-    if vectors is None:
-        vectors = _VECTORS[embedder.identity] = embedder.embed_documents(list(BACKGROUND_PASSAGES))
-    return sorted((float(score) for score in vectors @ query_vector), reverse=True)
+    if embedder.identity not in _VECTORS:
+        paragraphs = [_join(sentences) for sentences in _PARAGRAPHS]
+        _VECTORS[embedder.identity] = (
+            embedder.embed_documents(paragraphs),
+            embedder.embed_documents(list(BACKGROUND_PASSAGES)),
+        )
+    paragraph_vectors, sentence_vectors = _VECTORS[embedder.identity]
+    sentence_scores = (sentence_vectors @ query_vector).reshape(len(_PARAGRAPHS), -1)
+    scores = (paragraph_vectors @ query_vector + sentence_scores.max(axis=1)) / 2
+    return sorted((float(score) for score in scores), reverse=True)
+
+
+def _join(sentences: tuple[str, ...]) -> str:
+    """Chinese sentences run on; English ones take a space."""
+    return " ".join(sentences) if sentences[0].isascii() else "".join(sentences)
