@@ -57,8 +57,16 @@ def test_chinese_question_finds_the_same_passage(seed_answerer):
     assert "Gemma" in quoted
 
 
-def test_question_the_articles_do_not_answer_gets_no_quotes(seed_answerer):
-    answer = seed_answerer.answer("How many goals did the national football team score in 1998?")
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many goals did the national football team score in 1998?",
+        "How do I reset my router password?",
+        "陸特和漢斯雷頓開創了哪一地區對梵語的學術研究？",
+    ],
+)
+def test_question_the_articles_do_not_answer_gets_no_quotes(seed_answerer, question):
+    answer = seed_answerer.answer(question)
     assert answer.abstained
     assert answer.text == NO_ANSWER
     assert answer.citations == []
