@@ -218,14 +218,17 @@ class ChunkStore:
     def count(self) -> int:
         return int(self._collection.count())
 
+    def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
+        """The whole chunk collection, a batch at a time."""
+        batch = self._client.get_max_batch_size()
+        for offset in range(0, self.count(), batch):
+            yield self._collection.get(include=include, limit=batch, offset=offset)
+
     def stored_articles(self) -> dict[str, StoredArticle]:
         """Every article in the store with its content hash and how many chunks it has."""
         hashes: dict[str, tuple[str, int]] = {}
         counts: dict[str, int] = {}
-        total = self.count()
-        batch = self._client.get_max_batch_size()
-        for offset in range(0, total, batch):
-            page = self._collection.get(include=["metadatas"], limit=batch, offset=offset)
+        for page in self._pages(["metadatas"]):
             for metadata in page["metadatas"]:
                 article_id = str(metadata["article"])
                 hashes[article_id] = (str(metadata["content_hash"]), int(metadata["chunk_count"]))
@@ -239,11 +242,7 @@ class ChunkStore:
         """Every chunk's id and its title plus text: what the lexical index is built from."""
         ids: list[str] = []
         texts: list[str] = []
-        batch = self._client.get_max_batch_size()
-        for offset in range(0, self.count(), batch):
-            page = self._collection.get(
-                include=["documents", "metadatas"], limit=batch, offset=offset
-            )
+        for page in self._pages(["documents", "metadatas"]):
             ids.extend(page["ids"])
             texts.extend(
                 f"{metadata.get('title', '')}\n{document}"
@@ -253,11 +252,7 @@ class ChunkStore:
 
     def chunk_ids(self) -> list[str]:
         """Every chunk id, to check that a saved lexical index still matches."""
-        ids: list[str] = []
-        batch = self._client.get_max_batch_size()
-        for offset in range(0, self.count(), batch):
-            ids.extend(self._collection.get(include=[], limit=batch, offset=offset)["ids"])
-        return ids
+        return [chunk_id for page in self._pages([]) for chunk_id in page["ids"]]
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
         """Chunks by id (score 0: the caller knows why it asked for them)."""

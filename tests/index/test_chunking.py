@@ -102,7 +102,9 @@ def test_chunk_ids_are_stable_and_depend_on_content(e5):
 
 
 def test_repeated_paragraphs_get_distinct_ids(e5):
-    text = "同一句話。\n\n同一句話。"
-    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(max_tokens=32))
-    chunks = chunker.split("a.md", text)
-    assert len(chunks) == 2 or len({c.id for c in chunks}) == len(chunks)
+    paragraph = "知情人士表示，汪滔有時認為查克柏格「過度介入」感到不快。"
+    budget = e5.count_tokens(paragraph) + 2  # one paragraph fits, two do not
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(budget, 0))
+    chunks = chunker.split("a.md", f"{paragraph}\n\n{paragraph}")
+    assert [chunk.text for chunk in chunks] == [paragraph, paragraph]
+    assert chunks[0].id != chunks[1].id
