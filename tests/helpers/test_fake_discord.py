@@ -64,6 +64,19 @@ class FeedbackView(discord.ui.View):
         await interaction.response.send_message("Thanks for the feedback!", ephemeral=True)
 
 
+def capture_tree_errors(bot: commands.Bot) -> asyncio.Future[app_commands.AppCommandError]:
+    """A future resolved with the first error the bot's command tree reports."""
+    errors: asyncio.Future[app_commands.AppCommandError] = asyncio.Future()
+
+    @bot.tree.error
+    async def on_error(
+        interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        errors.set_result(error)
+
+    return errors
+
+
 async def test_discord_py_logs_in_reaches_ready_and_answers_deferred_slash_command(
     fake: FakeDiscord,
 ) -> None:
@@ -101,7 +114,7 @@ async def test_late_interaction_response_is_rejected_as_unknown_interaction(
     fake: FakeDiscord,
 ) -> None:
     bot = make_bot()
-    errors: asyncio.Future[app_commands.AppCommandError] = asyncio.Future()
+    errors = capture_tree_errors(bot)
 
     @bot.tree.command(
         name="slow", description="Answer too late.", guild=discord.Object(fake.guild_id)
@@ -109,12 +122,6 @@ async def test_late_interaction_response_is_rejected_as_unknown_interaction(
     async def slow(interaction: discord.Interaction) -> None:
         await asyncio.sleep(3.5)
         await interaction.response.send_message("too late")
-
-    @bot.tree.error
-    async def on_error(
-        interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        errors.set_result(error)
 
     async with running_bot(fake, bot):
         await bot.tree.sync(guild=discord.Object(fake.guild_id))
@@ -284,13 +291,7 @@ async def test_message_bodies_over_discord_limits_are_rejected(fake: FakeDiscord
     async def long(interaction: discord.Interaction) -> None:
         await interaction.response.send_message("x" * 2001)
 
-    errors: asyncio.Future[app_commands.AppCommandError] = asyncio.Future()
-
-    @bot.tree.error
-    async def on_error(
-        interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        errors.set_result(error)
+    errors = capture_tree_errors(bot)
 
     async with running_bot(fake, bot):
         await bot.tree.sync(guild=discord.Object(fake.guild_id))
