@@ -64,7 +64,7 @@ def main() -> None:
         samples[set_dir] = rng.sample(questions, min(args.per_set, len(questions)))
         corpus = eval_corpus(engine, [set_dir / "articles"])
         corpus.sync([set_dir / "articles"])
-        retrievers[set_dir] = corpus.retriever(engine.settings.retrieval)
+        retrievers[set_dir] = engine.retriever(corpus)
 
     answerable, unanswerable = [], []
     for set_dir, retriever in retrievers.items():

@@ -64,7 +64,7 @@ def _retriever(engine: Engine, articles: Path) -> Retriever:
         ChromaConnection(settings.data_dir / "eval"), name, engine.embedder, settings.chunking
     )
     corpus.sync([articles])
-    return corpus.retriever(settings.retrieval)
+    return engine.retriever(corpus)
 
 
 def _print_generation(row: dict[str, Any], generation: Generation) -> None:

@@ -115,11 +115,7 @@ def _index(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _search(engine: Engine, args: argparse.Namespace) -> int:
-    retrieval = (
-        engine.corpus()
-        .retriever(engine.settings.retrieval)
-        .retrieve(_question(engine, args.query), args.k)
-    )
+    retrieval = engine.retriever().retrieve(_question(engine, args.query), args.k)
     if args.json:
         print(json.dumps(_retrieval_json(retrieval), ensure_ascii=False, indent=2))
         return 0
@@ -132,7 +128,7 @@ def _search(engine: Engine, args: argparse.Namespace) -> int:
 
 
 def _ask(engine: Engine, args: argparse.Namespace) -> int:
-    answerer = engine.responder(engine.corpus().retriever(engine.settings.retrieval))
+    answerer = engine.responder(engine.retriever())
     if args.json:
         print(json.dumps(answerer.answer(args.question).to_json(), ensure_ascii=False, indent=2))
         return 0

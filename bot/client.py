@@ -86,7 +86,7 @@ class ReaderCache:
             log.warning("collection %s cannot be read after reindexing: %s", collection, error)
 
     def _build(self, collection: str) -> Reader:
-        retriever = self._engine.corpus(collection).retriever(self._engine.settings.retrieval)
+        retriever = self._engine.retriever(self._engine.corpus(collection))
         return Reader(retriever=retriever, answerer=self._engine.responder(retriever))
 
 

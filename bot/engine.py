@@ -11,6 +11,7 @@ from bot.llm.client import ChatClient
 from bot.settings import Settings
 from index.corpus import Corpus
 from index.embedding import Embedder, load_embedder
+from index.reranking import Reranker, load_reranker
 from index.retrieval import Retriever
 from index.store import ChromaConnection
 
@@ -25,6 +26,20 @@ class Engine:
     @cached_property
     def embedder(self) -> Embedder:
         return self._embedder or load_embedder(self.settings.embedder_spec)
+
+    @cached_property
+    def reranker(self) -> Reranker | None:
+        """The configured cross-encoder; None when none is configured or it cannot load here."""
+        return load_reranker(self.settings.reranker, self.settings.device)
+
+    def retriever(self, corpus: Corpus | None = None) -> Retriever:
+        """A retriever over a corpus (the configured collection by default) as configured:
+        retrieval mode, reranker and per-article diversity."""
+        return (corpus or self.corpus()).retriever(
+            self.settings.retrieval,
+            reranker=self.reranker,
+            article_diversity=self.settings.article_diversity,
+        )
 
     @cached_property
     def chat(self) -> ChatClient | None:

@@ -92,7 +92,7 @@ def evaluate_set(
     corpus = eval_corpus(engine, roots)
     report = corpus.sync(roots, on_progress=on_progress)
     questions = load_questions(set_dir)[:limit]
-    retriever = corpus.retriever(engine.settings.retrieval)
+    retriever = engine.retriever(corpus)
     answerer = engine.answerer(retriever)
     ranks: list[int | None] = []
     hits: list[bool] = []

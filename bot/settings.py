@@ -35,11 +35,13 @@ class Settings(BaseSettings):
     document_prompt: str | None = Field(None, alias="CITEBOT_DOCUMENT_PROMPT")
     device: str | None = Field(None, alias="CITEBOT_DEVICE")
 
-    chunk_tokens: int = Field(256, ge=32, alias="CITEBOT_CHUNK_TOKENS")
-    chunk_overlap_tokens: int = Field(48, ge=0, alias="CITEBOT_CHUNK_OVERLAP_TOKENS")
+    chunk_tokens: int = Field(512, ge=32, alias="CITEBOT_CHUNK_TOKENS")
+    chunk_overlap_tokens: int = Field(64, ge=0, alias="CITEBOT_CHUNK_OVERLAP_TOKENS")
 
     retrieval: Literal["dense", "bm25", "hybrid"] = Field("hybrid", alias="CITEBOT_RETRIEVAL")
     top_k: int = Field(5, ge=1, le=50, alias="CITEBOT_TOP_K")
+    reranker: str | None = Field(None, alias="CITEBOT_RERANKER")
+    article_diversity: float = Field(0.25, ge=0, le=5, alias="CITEBOT_ARTICLE_DIVERSITY")
     min_score: float | None = Field(None, alias="CITEBOT_MIN_SCORE")
     min_margin: float | None = Field(None, alias="CITEBOT_MIN_MARGIN")
     max_question_chars: int = Field(1000, ge=10, alias="CITEBOT_MAX_QUESTION_CHARS")

@@ -10,6 +10,7 @@ from index.chunking import Chunker, ChunkingConfig
 from index.embedding import Embedder
 from index.indexer import Indexer, IndexPlan, IndexProgress, IndexReport, plan_index
 from index.lexical import LexicalIndex, fingerprint
+from index.reranking import Reranker
 from index.retrieval import RetrievalMode, Retriever
 from index.store import (
     ChromaConnection,
@@ -75,11 +76,24 @@ class Corpus:
             return plan_index(load_articles(paths).articles, None)
         return plan_index(load_articles(paths).articles, store)
 
-    def retriever(self, mode: RetrievalMode = "hybrid") -> Retriever:
+    def retriever(
+        self,
+        mode: RetrievalMode = "hybrid",
+        *,
+        reranker: Reranker | None = None,
+        article_diversity: float = 0.25,
+    ) -> Retriever:
         """A retriever over the collection; fails clearly when it is missing or mismatched."""
         store = self.store()
         store.open_for_reading()
-        return Retriever(self.embedder, store, self._lexical_index(store), mode)
+        return Retriever(
+            self.embedder,
+            store,
+            self._lexical_index(store),
+            mode,
+            reranker=reranker,
+            article_diversity=article_diversity,
+        )
 
     @property
     def _lexical_dir(self) -> Path:

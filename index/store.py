@@ -1,4 +1,5 @@
-"""The chunk store: one Chroma collection per corpus, with the vectors and their metadata.
+"""The chunk store: a corpus's chunks in one Chroma collection, and the passages that find them
+(each sentence, and each pair of adjacent sentences, with its own vector) in a second one.
 
 Chroma facts this module is shaped by (chromadb 1.5): `upsert` merges metadata into an old
 record and `add` of an existing id is ignored, so a changed article's chunks are deleted before
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import chromadb
 import numpy as np
@@ -29,8 +30,9 @@ from index.chunking import Chunk
 
 _COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _STAMP_FILE = "index-stamp.json"
-# Bumped when what an index holds changes; 2: sentence vectors beside the chunk vectors.
-INDEX_FORMAT = 2
+# Bumped when what an index holds changes. 2: sentence vectors beside the chunk vectors; 3: a
+# passage collection of sentences and two-sentence windows, chunk vectors their sentences' mean.
+INDEX_FORMAT = 3
 _LOCK_FILE = "index.lock"
 
 
@@ -158,27 +160,43 @@ class ChromaConnection:
         return True
 
 
+PassageKind = Literal["sentence", "window"]
+
+
 @dataclass(frozen=True)
-class SentenceRecord:
-    """One sentence of a chunk, embedded on its own: a question often matches one sentence
-    better than the whole chunk, above all across languages."""
+class PassageRecord:
+    """A sentence of a chunk, or a window of two adjacent ones, embedded on its own.
+
+    A question usually asks about one sentence, which a whole chunk's vector dilutes; a window
+    adds the neighbour that resolves "it" and "the company" (measured in `bench/quality.py`).
+    """
 
     id: str
     chunk_id: str
     text: str
+    kind: PassageKind
+
+
+@dataclass(frozen=True)
+class PassageHit:
+    """A passage near a query vector: the chunk it belongs to, its kind and cosine similarity."""
+
+    chunk_id: str
+    kind: PassageKind
+    score: float
 
 
 class ChunkStore:
-    """Chunks of one corpus in a Chroma collection, and their sentences in a second one, tied
+    """Chunks of one corpus in a Chroma collection, and their passages in a second one, tied
     to the embedder that built them."""
 
     def __init__(self, client: ClientAPI, name: str, embedder_identity: str) -> None:
         self._client = client
         self.name = validate_collection_name(name)
-        self._sentences_name = validate_collection_name(f"{name}.sentences")
+        self._passages_name = validate_collection_name(f"{name}.passages")
         self._embedder_identity = embedder_identity
         self._collection: Any = None
-        self._sentences: Any = None
+        self._passages: Any = None
 
     def open_for_writing(self) -> None:
         """Create the collections if needed; refuse ones built by another embedder or format."""
@@ -190,8 +208,8 @@ class ChunkStore:
             metadata=metadata,
         )
         self._check_compatible()
-        self._sentences = self._client.get_or_create_collection(
-            self._sentences_name,
+        self._passages = self._client.get_or_create_collection(
+            self._passages_name,
             embedding_function=None,
             configuration={"hnsw": {"space": "cosine"}},
             metadata=metadata,
@@ -206,14 +224,14 @@ class ChunkStore:
                 f"no index named {self.name!r} yet: run `citebot index PATH` first"
             ) from None
         self._check_compatible()
-        self._sentences = self._client.get_collection(self._sentences_name, embedding_function=None)
+        self._passages = self._client.get_collection(self._passages_name, embedding_function=None)
 
     def drop(self) -> None:
         """Delete both collections (for a rebuild)."""
-        for name in (self.name, self._sentences_name):
+        for name in (self.name, self._passages_name):
             with suppress(NotFoundError):
                 self._client.delete_collection(name)
-        self._collection = self._sentences = None
+        self._collection = self._passages = None
 
     def count(self) -> int:
         return int(self._collection.count())
@@ -268,29 +286,32 @@ class ChunkStore:
 
     def delete_article(self, article_id: str) -> None:
         self._collection.delete(where={"article": article_id})
-        self._sentences.delete(where={"article": article_id})
+        self._passages.delete(where={"article": article_id})
 
     def replace_article(
         self,
         article: Article,
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
-        sentences: Sequence[SentenceRecord],
-        sentence_vectors: np.ndarray,
+        passages: Sequence[PassageRecord],
+        passage_vectors: np.ndarray,
     ) -> None:
-        """Store an article's new chunks and sentences, then drop its old ones.
+        """Store an article's new chunks and passages, then drop its old ones.
 
         New before old, so a reader at any moment finds the old or the new version of the
         article, never neither. Upsert is safe here because every metadata key is always
-        written (absent values as ""), so no stale key survives from an old record. Sentences
+        written (absent values as ""), so no stale key survives from an old record. Passages
         go first: the chunks' count is what marks the article complete.
         """
         self._upsert(
-            self._sentences,
-            [sentence.id for sentence in sentences],
-            sentence_vectors,
-            [sentence.text for sentence in sentences],
-            [{"article": article.id, "chunk": sentence.chunk_id} for sentence in sentences],
+            self._passages,
+            [passage.id for passage in passages],
+            passage_vectors,
+            [passage.text for passage in passages],
+            [
+                {"article": article.id, "chunk": passage.chunk_id, "kind": passage.kind}
+                for passage in passages
+            ],
         )
         self._upsert(
             self._collection,
@@ -301,7 +322,7 @@ class ChunkStore:
         )
         for collection, new_ids in (
             (self._collection, {chunk.id for chunk in chunks}),
-            (self._sentences, {sentence.id for sentence in sentences}),
+            (self._passages, {passage.id for passage in passages}),
         ):
             old = collection.get(where={"article": article.id}, include=[])["ids"]
             stale = [record_id for record_id in old if record_id not in new_ids]
@@ -326,64 +347,33 @@ class ChunkStore:
                 metadatas=metadatas[first:end],
             )
 
-    def search_sentences(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The `k` sentences nearest to a query vector as (chunk id, cosine), best first."""
-        total = int(self._sentences.count())
+    def search_passages(self, vector: np.ndarray, k: int) -> list[PassageHit]:
+        """The `k` passages nearest to a query vector, best first."""
+        total = int(self._passages.count())
         if total == 0:
             return []
-        result = self._sentences.query(
+        result = self._passages.query(
             query_embeddings=[vector], n_results=min(k, total), include=["metadatas", "distances"]
         )
         return [
-            (str(metadata["chunk"]), 1.0 - distance)
+            PassageHit(str(metadata["chunk"]), metadata["kind"], 1.0 - distance)
             for metadata, distance in zip(
                 result["metadatas"][0], result["distances"][0], strict=True
             )
         ]
 
-    def chunk_vectors(self, chunk_ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored vectors of some chunks."""
-        if not chunk_ids:
-            return {}
-        page = self._collection.get(ids=list(chunk_ids), include=["embeddings"])
-        return {
-            chunk_id: np.asarray(vector)
-            for chunk_id, vector in zip(page["ids"], page["embeddings"], strict=True)
-        }
-
     def sentences_of(self, chunk_ids: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
         """(chunk id, sentence, vector) for every stored sentence of these chunks."""
         if not chunk_ids:
             return []
-        page = self._sentences.get(
-            where={"chunk": {"$in": list(chunk_ids)}},
+        page = self._passages.get(
+            where={"$and": [{"chunk": {"$in": list(chunk_ids)}}, {"kind": "sentence"}]},
             include=["documents", "metadatas", "embeddings"],
         )
         return [
             (str(metadata["chunk"]), document, np.asarray(vector))
             for document, metadata, vector in zip(
                 page["documents"], page["metadatas"], page["embeddings"], strict=True
-            )
-        ]
-
-    def search(self, vector: np.ndarray, k: int) -> list[StoredChunk]:
-        """The `k` chunks nearest to a query vector, best first."""
-        total = self.count()
-        if total == 0:
-            return []
-        result = self._collection.query(
-            query_embeddings=[vector],
-            n_results=min(k, total),
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            _stored_chunk(chunk_id, text, metadata, 1.0 - distance)
-            for chunk_id, text, metadata, distance in zip(
-                result["ids"][0],
-                result["documents"][0],
-                result["metadatas"][0],
-                result["distances"][0],
-                strict=True,
             )
         ]
 

@@ -95,7 +95,7 @@ def test_a_partly_stored_article_is_embedded_again(connection, e5, folder):
     store = corpus.store()
     store.open_for_writing()
     assert store.stored_articles()["long.md"].stored_chunks > 2
-    last = store.search(e5.embed_queries(["part 39 of a long story"])[0], 1)[0]
+    last = corpus.retriever("dense").retrieve("part 39 of a long story", 1).chunks[0]
     store._collection.delete(ids=[last.chunk_id])  # as if a run died half-way through it
     report = corpus.sync([folder])
     assert report.updated == ["long.md"]
@@ -192,7 +192,7 @@ def test_an_update_leaves_no_stale_metadata(connection, e5, folder):
     assert hit.date is None, "the removed date does not survive the update"
 
 
-def test_sentences_follow_their_articles(connection, e5, folder):
+def test_passages_follow_their_articles(connection, e5, folder):
     corpus = _corpus(connection, e5)
     corpus.sync([folder])
     store = corpus.store()
@@ -205,7 +205,8 @@ def test_sentences_follow_their_articles(connection, e5, folder):
     corpus.sync([folder])
     remaining = store.sentences_of(store.chunk_ids())
     assert all("Gemma" not in text for _, text, _ in remaining)
-    assert len(remaining) == len(store._sentences.get(include=[])["ids"]), "no orphans"
+    stored_chunks = {m["chunk"] for m in store._passages.get(include=["metadatas"])["metadatas"]}
+    assert stored_chunks == set(store.chunk_ids()), "no orphans"
 
 
 def test_an_index_from_an_older_citebot_is_refused_with_a_rebuild_hint(connection, e5, folder):

@@ -3,8 +3,15 @@ import pytest
 
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
-from index.retrieval import AbstentionPolicy, Retrieval, abstention_margin, calibrated_policy
-from index.store import ChromaConnection
+from index.retrieval import (
+    AbstentionPolicy,
+    Retrieval,
+    abstention_margin,
+    calibrated_policy,
+    fuse,
+    spread_over_articles,
+)
+from index.store import ChromaConnection, StoredChunk
 
 ARTICLES = {
     "sanskrit.md": "---\ntitle: 梵文\n---\n在歐洲，梵語的學術研究，由德國學者陸特和漢斯雷頓開創。"
@@ -93,3 +100,44 @@ def test_calibrated_policy_abstains_on_an_unrelated_question_in_a_small_corpus(c
     retriever = corpus.retriever("hybrid")
     assert not policy.should_abstain(retriever.retrieve("馬祖列島由幾個島嶼組成？", 5))
     assert policy.should_abstain(retriever.retrieve("How do I reset my router password?", 5))
+
+
+def _chunk(chunk_id: str, article_id: str, score: float) -> StoredChunk:
+    return StoredChunk(chunk_id, article_id, "text", "title", None, None, "", 0, 0, 4, score)
+
+
+def test_fusion_follows_bm25_only_as_far_as_its_weight():
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.7)]
+    lexical = [("c", 30.0), ("b", 5.0), ("d", 1.0)]
+    assert [chunk_id for chunk_id, _ in fuse(dense, lexical, 0.0)][:3] == ["a", "b", "c"]
+    assert fuse(dense, lexical, 1.0)[0][0] == "c"
+    assert {chunk_id for chunk_id, _ in fuse(dense, lexical, 0.5)} == {"a", "b", "c", "d"}
+
+
+def test_a_second_chunk_of_an_article_must_clearly_beat_other_articles():
+    ranked = [_chunk("a1", "a", 1.0), _chunk("a2", "a", 0.95), _chunk("b1", "b", 0.9)]
+    ranked += [_chunk(f"c{n}", "c", 0.1) for n in range(3)]
+    spread = [chunk.chunk_id for chunk in spread_over_articles(ranked, 0.25)]
+    assert spread[:3] == ["a1", "b1", "a2"], "0.05 apart is less than a quarter deviation"
+    assert [chunk.chunk_id for chunk in spread_over_articles(ranked, 0.0)] == [
+        chunk.chunk_id for chunk in ranked
+    ]
+    far_ahead = [_chunk("a1", "a", 1.0), _chunk("a2", "a", 0.99), _chunk("b1", "b", 0.1)]
+    far_ahead += [_chunk(f"c{n}", "c", 0.1) for n in range(3)]
+    assert [c.chunk_id for c in spread_over_articles(far_ahead, 0.25)][:2] == ["a1", "a2"]
+    assert [chunk.score for chunk in spread_over_articles(ranked, 0.25)][1] == 0.9
+
+
+def test_dense_scores_come_from_sentences_and_windows(corpus):
+    retrieval = corpus.retriever("dense").retrieve("馬祖的氣候屬於什麼氣候？", 3)
+    store = corpus.store()
+    store.open_for_reading()
+    hits = store.search_passages(retrieval.query_vector, 50)
+    best = {
+        kind: max(
+            h.score for h in hits if h.kind == kind and h.chunk_id == retrieval.chunks[0].chunk_id
+        )
+        for kind in ("sentence", "window")
+    }
+    assert retrieval.chunks[0].article_id == "matsu.md"
+    assert retrieval.dense_scores[0] == pytest.approx((best["sentence"] + best["window"]) / 2)

@@ -1,0 +1,48 @@
+import numpy as np
+
+from index.chunking import Chunk, ChunkingConfig
+from index.corpus import Corpus
+from index.indexer import passage_records
+from index.store import ChromaConnection
+
+
+def _chunk(text: str) -> Chunk:
+    return Chunk("c1", "a.md", 0, 0, len(text), text, 10)
+
+
+def test_a_chunk_is_found_by_its_sentences_and_adjacent_pairs():
+    records = passage_records(_chunk("馬祖有36個島嶼。氣候寒冷潮濕。冬季多霧。"))
+    sentences = [r.text for r in records if r.kind == "sentence"]
+    windows = [r.text for r in records if r.kind == "window"]
+    assert sentences == ["馬祖有36個島嶼。", "氣候寒冷潮濕。", "冬季多霧。"]
+    assert windows == ["馬祖有36個島嶼。氣候寒冷潮濕。", "氣候寒冷潮濕。冬季多霧。"]
+    assert len({r.id for r in records}) == len(records)
+    assert {r.chunk_id for r in records} == {"c1"}
+
+
+def test_a_one_sentence_chunk_has_itself_as_window():
+    records = passage_records(_chunk("A bakery won the prize."))
+    assert [(r.kind, r.text) for r in records] == [
+        ("sentence", "A bakery won the prize."),
+        ("window", "A bakery won the prize."),
+    ]
+
+
+def test_a_chunk_vector_is_the_mean_of_its_sentence_vectors(e5, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "matsu.md").write_text(
+        "馬祖列島位於臺灣海峽西北方。由36個島嶼組成。氣候屬於副熱帶季風氣候。", encoding="utf-8"
+    )
+    corpus = Corpus(ChromaConnection(tmp_path / "data"), "vectors", e5, ChunkingConfig(64, 8))
+    corpus.sync([folder])
+    store = corpus.store()
+    store.open_for_reading()
+    (chunk_id,) = store.chunk_ids()
+    stored = np.asarray(
+        store._collection.get(ids=[chunk_id], include=["embeddings"])["embeddings"][0]
+    )
+    sentence_vectors = np.stack([vector for _, _, vector in store.sentences_of([chunk_id])])
+    mean = sentence_vectors.sum(axis=0)
+    np.testing.assert_allclose(stored, mean / np.linalg.norm(mean), atol=1e-5)
+    assert len(sentence_vectors) == 3
