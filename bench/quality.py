@@ -1,10 +1,13 @@
-"""One table: every evaluation set x retrieval mode, with hit@k, MRR@10 and latency.
+"""One table: every evaluation set x retrieval mode, with hit@k, MRR@10, latency and abstention.
 
     python bench/quality.py ../shared/eval/seed-news ../shared/eval/xquad-en-zh-dev \
-        ../shared/eval/drcd-dev [--modes dense bm25 hybrid] [--limit N]
+        ../shared/eval/drcd-dev [--modes dense bm25 hybrid hybrid+rerank] [--limit N]
 
-Retrieval only (no answers); each set's cached eval index is reused. Abstention rates come
-from `bench/abstention.py`.
+Retrieval only (no answers); each set's cached eval index is reused. `seed-news` is indexed
+together with `drcd-dev`'s articles as distractors when both are given, as the eval README asks.
+`abstain` is the share of a set's own (answerable) questions the abstention policy turns down;
+`false-ans` the share of other sets' questions (up to `--unanswerable` of each, unanswerable
+here) it still answers. `hybrid+rerank` needs a cross-encoder: CITEBOT_RERANKER names one.
 """
 
 from __future__ import annotations
@@ -13,30 +16,66 @@ import argparse
 from pathlib import Path
 
 from bot.engine import Engine
-from bot.evaluation import HIT_KS, evaluate_set
+from bot.evaluation import HIT_KS, evaluate_set, load_questions
 from bot.settings import Settings
 from index.embedding import load_embedder
+
+_DISTRACTED_SET = "seed-news"
+_DISTRACTOR_SET = "drcd-dev"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path)
-    parser.add_argument("--modes", nargs="+", default=["dense", "bm25", "hybrid"])
+    parser.add_argument("--modes", nargs="+", default=["dense", "bm25", "hybrid", "hybrid+rerank"])
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--unanswerable", type=int, default=100, help="questions per other set")
     args = parser.parse_args()
 
-    embedder = load_embedder(Settings().embedder_spec)
+    settings = Settings()
+    embedder = load_embedder(settings.embedder_spec)
+    reranker = Engine(settings, embedder).reranker
     hits = "  ".join(f"hit@{k}" for k in HIT_KS)
-    print(f"{'set':16} {'mode':7} {hits}  MRR@10  p50_ms  p95_ms")
+    print(f"{embedder.identity}, chunks {settings.chunk_tokens}/{settings.chunk_overlap_tokens}")
+    print(f"{'set':16} {'mode':13} {hits}  MRR@10  p50_ms  p95_ms  abstain  false-ans")
     for set_dir in args.sets:
+        extra = [
+            other / "articles"
+            for other in args.sets
+            if set_dir.name == _DISTRACTED_SET and other.name == _DISTRACTOR_SET
+        ]
+        unanswerable = [
+            question.question
+            for other in args.sets
+            if other != set_dir
+            for question in load_questions(other)[: args.unanswerable]
+        ]
         for mode in args.modes:
-            engine = Engine(Settings(CITEBOT_RETRIEVAL=mode), embedder)
-            m = evaluate_set(engine, set_dir, limit=args.limit, answers=False)
+            if mode == "hybrid+rerank" and reranker is None:
+                print(f"{set_dir.name:16} {mode:13} (no reranker available: CITEBOT_RERANKER)")
+                continue
+            engine = Engine(
+                Settings(
+                    CITEBOT_RETRIEVAL=mode.removesuffix("+rerank"),
+                    CITEBOT_RERANKER=settings.reranker if mode.endswith("+rerank") else None,
+                ),
+                embedder,
+            )
+            m = evaluate_set(
+                engine,
+                set_dir,
+                extra_articles=extra,
+                limit=args.limit,
+                answers=False,
+                unanswerable=unanswerable,
+            )
             latency = m["retrieval_latency_ms"]
             row = "  ".join(f"{m[f'hit@{k}']:.3f}" for k in HIT_KS)
             print(
-                f"{set_dir.name:16} {mode:7} {row}  {m['mrr@10']:.3f}  "
-                f"{latency['p50']:6}  {latency['p95']:6}"
+                f"{set_dir.name:16} {mode:13} {row}  {m['mrr@10']:.3f}  "
+                f"{latency['p50']:6}  {latency['p95']:6}  {m['abstained']:7.3f}  "
+                f"{m['false_answer']:9.3f}",
+                flush=True,
             )
 
 

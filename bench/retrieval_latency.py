@@ -2,10 +2,10 @@
 
     python bench/retrieval_latency.py ../shared/eval/drcd-dev [--chunks 10000] [--queries 200]
 
-Embedding 10k real chunks takes most of an hour here, so the set's own eval index is built (or
-reused), then its chunks and their sentence vectors are copied, slightly perturbed, into a
-scratch store until it holds `--chunks` chunks. Dense search, BM25 and fusion then run on a
-real index of that size. Prints p50/p95 per mode, median of `--runs` passes.
+Embedding 10k real chunks takes hours here, so the set's own eval index is built (or reused),
+then its chunks and their passages are copied, vectors slightly perturbed, into a scratch store
+until it holds `--chunks` chunks. Dense search, BM25 and fusion then run on a real index of that
+size. Prints p50/p95 per mode, median of `--runs` passes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from index.store import ChromaConnection, ChunkStore
 
 def _copy(page: dict, target, suffix: str, take: int, rng: np.random.Generator) -> list[str]:
     """Add the first `take` records of a collection page to `target` under new ids (vectors
-    slightly perturbed, sentence records pointing at the copied chunks); returns the ids."""
+    slightly perturbed, passage records pointing at the copied chunks); returns the ids."""
     vectors = np.asarray(page["embeddings"][:take])
     vectors = vectors + rng.normal(0, 0.01, vectors.shape)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -50,11 +50,11 @@ def _copy(page: dict, target, suffix: str, take: int, rng: np.random.Generator) 
 
 
 def _scaled_store(source: ChunkStore, target: ChunkStore, size: int) -> LexicalIndex:
-    """Fill `target` with copies of `source`'s chunks (and their sentences) up to `size`
+    """Fill `target` with copies of `source`'s chunks (and their passages) up to `size`
     chunks; return the BM25 index of the copied chunks."""
     include = ["embeddings", "documents", "metadatas"]
     chunks = source._collection.get(include=include)
-    sentences = source._sentences.get(include=include)
+    passages = source._passages.get(include=include)
     rng = np.random.default_rng(0)
     ids: list[str] = []
     texts: list[str] = []
@@ -63,9 +63,9 @@ def _scaled_store(source: ChunkStore, target: ChunkStore, size: int) -> LexicalI
         take = min(len(chunks["ids"]), size - len(ids))
         ids += _copy(chunks, target._collection, str(copy), take, rng)
         taken = set(chunks["ids"][:take])
-        keep = [i for i, m in enumerate(sentences["metadatas"]) if m["chunk"] in taken]
-        subset = {key: [sentences[key][i] for i in keep] for key in ("ids", *include)}
-        _copy(subset, target._sentences, str(copy), len(keep), rng)
+        keep = [i for i, m in enumerate(passages["metadatas"]) if m["chunk"] in taken]
+        subset = {key: [passages[key][i] for i in keep] for key in ("ids", *include)}
+        _copy(subset, target._passages, str(copy), len(keep), rng)
         texts += [
             f"{m['title']}\n{d}"
             for d, m in zip(chunks["documents"][:take], chunks["metadatas"][:take], strict=True)

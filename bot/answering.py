@@ -35,8 +35,14 @@ class QuestionError(ValueError):
 class Answerer(Protocol):
     """What front ends ask: extractive or generated, the answer to a question."""
 
-    def answer(self, question: str, on_text: TextCallback | None = None) -> Answer:
-        """The cited answer; `on_text` sees a generated answer's text as it streams in."""
+    def answer(
+        self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
+    ) -> Answer:
+        """The cited answer; `on_text` sees a generated answer's text as it streams in.
+
+        `focus` is what a follow-up actually asked when `question` is that follow-up condensed
+        with its thread's history: the history finds the article, the follow-up the answer.
+        """
         ...
 
 
@@ -138,21 +144,29 @@ class ExtractiveAnswerer:
         self._max_sentences = max_sentences
         self._max_question_chars = max_question_chars
 
-    def answer(self, question: str, on_text: TextCallback | None = None) -> Answer:
-        """Retrieve, decide whether the articles answer, and quote the best sentences.
+    def answer(
+        self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
+    ) -> Answer:
+        """Retrieve, decide whether the articles answer, and quote the best sentences (those
+        closest to `focus`, when given).
 
         A quoted answer is ready at once, so `on_text` is never called."""
         question = clean_question(question, self._max_question_chars)
-        return self.compose(self._retriever.retrieve(question, self._top_k))
+        retrieval = self._retriever.retrieve(question, self._top_k)
+        if focus and focus != question:
+            return self.compose(retrieval, self._retriever.query_vector(focus))
+        return self.compose(retrieval)
 
-    def compose(self, retrieval: Retrieval) -> Answer:
-        """The answer from passages already retrieved (the top `top_k` of them are used)."""
+    def compose(self, retrieval: Retrieval, focus_vector: np.ndarray | None = None) -> Answer:
+        """The answer from passages already retrieved (the top `top_k` of them are used);
+        sentences are chosen by their similarity to `focus_vector`, else to the query."""
         chunks = retrieval.chunks[: self._top_k]
         timings = {"embed": retrieval.embed_ms, "search": retrieval.search_ms}
         if self.abstains(retrieval):
             return Answer(retrieval.query, NO_ANSWER, [], chunks, True, timings)
         started = time.perf_counter()
-        sentences = self._best_sentences(chunks, retrieval.query_vector)
+        target = retrieval.query_vector if focus_vector is None else focus_vector
+        sentences = self._best_sentences(chunks, target)
         text, citations = _cite(sentences)
         timings["extract"] = (time.perf_counter() - started) * 1000
         return Answer(retrieval.query, text, citations, chunks, False, timings)

@@ -81,12 +81,15 @@ def evaluate_set(
     extra_articles: Sequence[Path] = (),
     limit: int | None = None,
     answers: bool = True,
+    unanswerable: Sequence[str] = (),
     on_progress: Callable[[IndexProgress], None] | None = None,
 ) -> dict[str, object]:
     """Index the set (cached), ask every question, and return the metrics.
 
     With `answers=False` only retrieval is measured (answer_hit is None): much faster, since
-    composing an extractive answer embeds the candidate sentences.
+    composing an extractive answer embeds the candidate sentences. `abstained` is the share of
+    questions the abstention policy turns down; `false_answer`, given `unanswerable` questions
+    (other sets' questions, say), the share of those it still answers.
     """
     roots = [set_dir / "articles", *extra_articles]
     corpus = eval_corpus(engine, roots)
@@ -104,11 +107,11 @@ def evaluate_set(
         retrieved = time.perf_counter()
         ranks.append(first_hit_rank(retrieval.chunks[:10], question))
         retrieval_latencies.append((retrieved - started) * 1000)
+        abstained += answerer.abstains(retrieval)
         if answers:
             answer = answerer.compose(retrieval)
             latencies.append((time.perf_counter() - started) * 1000)
             hits.append(answer_hit(answer, question))
-            abstained += answer.abstained
     count = max(len(questions), 1)
     metrics: dict[str, object] = {
         "set": set_dir.name,
@@ -125,7 +128,9 @@ def evaluate_set(
         )
     metrics["mrr@10"] = round(sum(1 / r for r in ranks if r is not None) / count, 4)
     metrics["answer_hit"] = round(sum(hits) / count, 4) if answers else None
-    metrics["abstained"] = round(abstained / count, 4) if answers else None
+    metrics["abstained"] = round(abstained / count, 4)
+    answered = [not answerer.abstains(retriever.retrieve(q, 10)) for q in unanswerable]
+    metrics["false_answer"] = round(sum(answered) / len(answered), 4) if answered else None
     metrics["latency_ms"] = _percentiles(latencies) if answers else None
     metrics["retrieval_latency_ms"] = _percentiles(retrieval_latencies)
     return metrics
@@ -142,10 +147,13 @@ def format_eval(metrics: dict[str, object]) -> str:
         + f"  MRR@10 {metrics['mrr@10']:.3f}",
         f"retrieval latency p50 {retrieval['p50']} ms, p95 {retrieval['p95']} ms",  # type: ignore[index]
     ]
+    lines.append(f"abstained {metrics['abstained']:.3f}")
+    if metrics["false_answer"] is not None:
+        lines[-1] += f"  false-answer on unanswerable {metrics['false_answer']:.3f}"
     if metrics["answer_hit"] is not None:
         latency = metrics["latency_ms"]
         lines += [
-            f"answer_hit {metrics['answer_hit']:.3f}  abstained {metrics['abstained']:.3f}",
+            f"answer_hit {metrics['answer_hit']:.3f}",
             f"answer latency p50 {latency['p50']} ms, p95 {latency['p95']} ms",  # type: ignore[index]
         ]
     return "\n".join(lines)

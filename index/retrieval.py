@@ -76,10 +76,14 @@ class Retriever:
     def embedder_identity(self) -> str:
         return self._embedder.identity
 
+    def query_vector(self, text: str) -> np.ndarray:
+        """The embedding of a question, as retrieval computes it."""
+        return self._embedder.embed_queries([text])[0]
+
     def retrieve(self, query: str, k: int) -> Retrieval:
         """The `k` best chunks for the query."""
         started = time.perf_counter()
-        vector = self._embedder.embed_queries([query])[0]
+        vector = self.query_vector(query)
         embedded = time.perf_counter()
         candidates = max(k, _FUSION_CANDIDATES)
         dense = self._dense(vector, candidates) if self.mode != "bm25" else []

@@ -92,7 +92,7 @@ class Ask(commands.Cog):
         """(question, retrieval query, answer); a follow-up is condensed with its history."""
         question = clean_question(question, self.bot.settings.max_question_chars)
         query = self.condenser.condense(history, question) if history else question
-        return question, query, answerer.answer(query, on_text)
+        return question, query, answerer.answer(query, on_text, focus=question)
 
     async def _post(
         self,

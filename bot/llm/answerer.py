@@ -75,8 +75,13 @@ class GeneratingAnswerer:
         self._top_k = top_k
         self._max_question_chars = max_question_chars
 
-    def answer(self, question: str, on_text: TextCallback | None = None) -> Answer:
-        """Retrieve and generate; `on_text` sees the answer text as it streams in."""
+    def answer(
+        self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
+    ) -> Answer:
+        """Retrieve and generate; `on_text` sees the answer text as it streams in.
+
+        `focus` is not needed: with a language model, follow-ups are condensed by it into a
+        standalone question that already says what is asked."""
         question = clean_question(question, self._max_question_chars)
         return self.generate(self._retriever.retrieve(question, self._top_k), on_text).answer
 

