@@ -1,12 +1,15 @@
 """Calibrate abstention: answerable questions against their own set, unanswerable ones (other
-sets' questions) against it; false-abstain / false-answer rates per threshold for two signals:
+sets' questions) against it; false-abstain and false-answer rates of the calibrated policy, of
+plain thresholds, and the best policy on a grid.
 
-- `top1`: cosine similarity of the nearest chunk;
+- `top1`: the dense score of the nearest chunk;
 - `margin`: how far the nearest chunk stands out: top1 minus the median of the next 49,
-  topped up with background passages in a small corpus (`index.retrieval.abstention_margin`).
+  topped up with background passages in a small corpus (`index.retrieval.abstention_margin`);
+- the policy (`index.retrieval.AbstentionPolicy`): a minimum top1, then shared words for a
+  question in the articles' language, or the margin across languages.
 
     python bench/abstention.py ../shared/eval/seed-news ../shared/eval/xquad-en-zh-dev \
-        ../shared/eval/drcd-dev [--per-set 300]
+        ../shared/eval/drcd-dev [--per-set 300] [--max-false-abstain 0.04]
 
 Each set is indexed (or its cached eval index reused) like `citebot eval` does.
 """
@@ -14,6 +17,8 @@ Each set is indexed (or its cached eval index reused) like `citebot eval` does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 import random
 from pathlib import Path
 
@@ -22,37 +27,30 @@ import numpy as np
 from bot.engine import Engine
 from bot.evaluation import eval_corpus, load_questions
 from bot.settings import Settings
-from index.retrieval import Retriever, abstention_margin, calibrated_policy
+from index.retrieval import AbstentionPolicy, Retrieval, abstention_margin, calibrated_policy
 
 
-def _signals(retriever: Retriever, question: str) -> tuple[float, float, bool]:
-    """Top score, margin, and whether the calibrated policy abstains."""
-    retrieval = retriever.retrieve(question, 50)
-    scores = retrieval.dense_scores
-    policy = calibrated_policy(retriever.embedder_identity)
-    margin = abstention_margin(scores, retrieval.background_scores)
-    return scores[0], margin, bool(policy and policy.should_abstain(retrieval))
+def _rates(policy: AbstentionPolicy, answerable: list[Retrieval], unanswerable: list[Retrieval]):
+    """(false-abstain, false-answer) of a policy."""
+    false_abstain = np.mean([policy.should_abstain(r) for r in answerable])
+    false_answer = np.mean([not policy.should_abstain(r) for r in unanswerable])
+    return float(false_abstain), float(false_answer)
 
 
-def _table(name: str, positives: np.ndarray, negatives: np.ndarray, max_false_abstain: float):
+def _threshold_table(name: str, positives: np.ndarray, negatives: np.ndarray) -> None:
     print(f"\nsignal {name}: threshold  false-abstain  false-answer")
     for threshold in np.quantile(positives, [0.01, 0.02, 0.05, 0.10, 0.20, 0.30]):
         print(
             f"{threshold:24.4f}  {np.mean(positives < threshold):13.3f}"
             f"  {np.mean(negatives >= threshold):12.3f}"
         )
-    chosen = float(np.quantile(positives, max_false_abstain))
-    print(
-        f"chosen (false-abstain <= {max_false_abstain}): {chosen:.4f}, "
-        f"false-answer {np.mean(negatives >= chosen):.3f}"
-    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--per-set", type=int, default=300, help="questions sampled per set")
-    parser.add_argument("--max-false-abstain", type=float, default=0.02)
+    parser.add_argument("--max-false-abstain", type=float, default=0.04)
     args = parser.parse_args()
 
     engine = Engine(Settings())
@@ -66,22 +64,54 @@ def main() -> None:
         corpus.sync([set_dir / "articles"])
         retrievers[set_dir] = engine.retriever(corpus)
 
-    answerable, unanswerable = [], []
+    answerable: list[Retrieval] = []
+    unanswerable: list[Retrieval] = []
     for set_dir, retriever in retrievers.items():
-        answerable += [_signals(retriever, q.question) for q in samples[set_dir]]
+        answerable += [retriever.retrieve(q.question, 10) for q in samples[set_dir]]
         for other, questions in samples.items():
             if other != set_dir:
                 share = max(1, args.per_set // 3)
-                unanswerable += [_signals(retriever, q.question) for q in questions[:share]]
+                unanswerable += [retriever.retrieve(q.question, 10) for q in questions[:share]]
 
-    positives, negatives = np.array(answerable), np.array(unanswerable)
-    print(f"{engine.embedder.identity}: {len(positives)} answerable, {len(negatives)} unanswerable")
-    for column, name in enumerate(["top1", "margin"]):
-        _table(name, positives[:, column], negatives[:, column], args.max_false_abstain)
-    print(
-        f"\ncalibrated policy: false-abstain {positives[:, 2].mean():.3f}, "
-        f"false-answer {1 - negatives[:, 2].mean():.3f}"
-    )
+    print(f"{engine.embedder.identity}: {len(answerable)} answerable, {len(unanswerable)} not")
+    for name, signal in (
+        ("top1", lambda r: r.dense_scores[0]),
+        ("margin", lambda r: abstention_margin(r.dense_scores, r.background_scores)),
+    ):
+        _threshold_table(
+            name,
+            np.array([signal(r) for r in answerable]),
+            np.array([signal(r) for r in unanswerable]),
+        )
+
+    current = calibrated_policy(engine.embedder.identity)
+    if current:
+        false_abstain, false_answer = _rates(current, answerable, unanswerable)
+        print(
+            f"\ncalibrated {current}: false-abstain {false_abstain:.3f}, false-answer "
+            f"{false_answer:.3f}"
+        )
+
+    top1 = np.array([r.dense_scores[0] for r in answerable])
+    best: tuple[float, float, AbstentionPolicy] | None = None
+    for top_quantile, margin, overlap in itertools.product(
+        [0.0, 0.005, 0.01, 0.02, 0.03], np.arange(0.0, 0.081, 0.005), [0.1, 0.2, 0.3]
+    ):
+        policy = AbstentionPolicy(
+            min_top_score=round(float(np.quantile(top1, top_quantile)), 3),
+            min_margin=round(float(margin), 3),
+            min_overlap=overlap,
+        )
+        false_abstain, false_answer = _rates(policy, answerable, unanswerable)
+        if false_abstain <= args.max_false_abstain and (best is None or false_answer < best[1]):
+            best = (false_abstain, false_answer, policy)
+    if best:
+        false_abstain, false_answer, policy = best
+        print(
+            f"best on the grid with false-abstain <= {args.max_false_abstain}: "
+            f"{dataclasses.asdict(policy)}: false-abstain {false_abstain:.3f}, "
+            f"false-answer {false_answer:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@
         ../shared/eval/drcd-dev [--modes dense bm25 hybrid hybrid+rerank] [--limit N]
 
 Retrieval only (no answers); each set's cached eval index is reused. `seed-news` is indexed
-together with `drcd-dev`'s articles as distractors when both are given, as the eval README asks.
+together with the articles of `drcd-dev` beside it as distractors, as the eval README asks.
 `abstain` is the share of a set's own (answerable) questions the abstention policy turns down;
 `false-ans` the share of other sets' questions (up to `--unanswerable` of each, unanswerable
-here) it still answers. `hybrid+rerank` needs a cross-encoder: CITEBOT_RERANKER names one.
+here; distractors' own questions excepted) it still answers. `hybrid+rerank` needs a
+cross-encoder: CITEBOT_RERANKER names one.
 """
 
 from __future__ import annotations
@@ -39,15 +40,12 @@ def main() -> None:
     print(f"{embedder.identity}, chunks {settings.chunk_tokens}/{settings.chunk_overlap_tokens}")
     print(f"{'set':16} {'mode':13} {hits}  MRR@10  p50_ms  p95_ms  abstain  false-ans")
     for set_dir in args.sets:
-        extra = [
-            other / "articles"
-            for other in args.sets
-            if set_dir.name == _DISTRACTED_SET and other.name == _DISTRACTOR_SET
-        ]
+        distractors = set_dir.parent / _DISTRACTOR_SET / "articles"
+        extra = [distractors] if set_dir.name == _DISTRACTED_SET and distractors.is_dir() else []
         unanswerable = [
             question.question
             for other in args.sets
-            if other != set_dir
+            if other != set_dir and not (extra and other.name == _DISTRACTOR_SET)
             for question in load_questions(other)[: args.unanswerable]
         ]
         for mode in args.modes:
