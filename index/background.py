@@ -3,8 +3,8 @@
 A multilingual model scores any same-language pair fairly high, so a raw similarity says little
 on its own; what matters is how far the best passage stands above text that does not answer.
 In a large corpus the other chunks show that; a corpus of a few chunks is topped up with these
-paragraphs, scored exactly as chunks are (the mean of the paragraph's similarity and its best
-sentence's), so that the two kinds of score compare.
+paragraphs, scored exactly as chunks are (the mean of the best sentence's similarity and the
+best pair of adjacent sentences'), so that the two kinds of score compare.
 """
 
 from __future__ import annotations
@@ -69,18 +69,22 @@ _VECTORS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 def background_scores(embedder: Embedder, query_vector: np.ndarray) -> list[float]:
     """The query's score against every background paragraph, scored like a chunk, best first.
 
-    The paragraphs and sentences are embedded once per process and embedder.
+    The sentences and windows are embedded once per process and embedder.
     """
     if embedder.identity not in _VECTORS:
-        paragraphs = [_join(sentences) for sentences in _PARAGRAPHS]
+        windows = [
+            _join(paragraph[n : n + 2])
+            for paragraph in _PARAGRAPHS
+            for n in range(_SENTENCES_PER_PARAGRAPH - 1)
+        ]
         _VECTORS[embedder.identity] = (
-            embedder.embed_documents(paragraphs),
             embedder.embed_documents(list(BACKGROUND_PASSAGES)),
+            embedder.embed_documents(windows),
         )
-    paragraph_vectors, sentence_vectors = _VECTORS[embedder.identity]
-    sentence_scores = (sentence_vectors @ query_vector).reshape(len(_PARAGRAPHS), -1)
-    scores = (paragraph_vectors @ query_vector + sentence_scores.max(axis=1)) / 2
-    return sorted((float(score) for score in scores), reverse=True)
+    sentence_vectors, window_vectors = _VECTORS[embedder.identity]
+    best_sentence = (sentence_vectors @ query_vector).reshape(len(_PARAGRAPHS), -1).max(axis=1)
+    best_window = (window_vectors @ query_vector).reshape(len(_PARAGRAPHS), -1).max(axis=1)
+    return sorted((float(score) for score in (best_sentence + best_window) / 2), reverse=True)
 
 
 def _join(sentences: tuple[str, ...]) -> str:
