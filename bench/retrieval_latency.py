@@ -32,7 +32,13 @@ def _copy(page: dict, target, suffix: str, take: int, rng: np.random.Generator) 
     vectors = np.asarray(page["embeddings"][:take])
     vectors = vectors + rng.normal(0, 0.01, vectors.shape)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ids = [f"{record_id}-{suffix}" for record_id in page["ids"][:take]]
+    # A passage id names its chunk (`<chunk>.s3`): the copy's names the copied chunk.
+    ids = [
+        f"{m['chunk']}-{suffix}.{record_id.rpartition('.')[2]}"
+        if "chunk" in m
+        else f"{record_id}-{suffix}"
+        for record_id, m in zip(page["ids"][:take], page["metadatas"][:take], strict=True)
+    ]
     documents = page["documents"][:take]
     metadatas = [
         {**m, "chunk": f"{m['chunk']}-{suffix}"} if "chunk" in m else m

@@ -12,7 +12,7 @@ from index.articles import Article, LoadFailure
 from index.chunking import Chunk, Chunker, passage_with_title
 from index.embedding import Embedder
 from index.sentences import sentence_spans
-from index.store import ChunkStore, PassageRecord
+from index.store import ChunkStore, PassageRecord, passage_id
 
 # Articles are embedded in groups of about this many chunks, so the embedder gets full batches.
 _EMBED_GROUP_CHUNKS = 32
@@ -168,11 +168,11 @@ def passage_records(chunk: Chunk) -> list[PassageRecord]:
     windows = ["".join(sentences[n : n + 2]) for n in range(max(len(sentences) - 1, 1))]
     return [
         *(
-            PassageRecord(f"{chunk.id}.s{n}", chunk.id, text, "sentence")
+            PassageRecord(passage_id(chunk.id, "sentence", n), chunk.id, text, "sentence")
             for n, text in enumerate(sentences)
         ),
         *(
-            PassageRecord(f"{chunk.id}.w{n}", chunk.id, text, "window")
+            PassageRecord(passage_id(chunk.id, "window", n), chunk.id, text, "window")
             for n, text in enumerate(windows)
         ),
     ]

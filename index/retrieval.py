@@ -276,5 +276,5 @@ def _z_scores(scores: dict[str, float]) -> dict[str, float]:
     if not scores:
         return {}
     values = np.array(list(scores.values()))
-    spread = float(values.std()) or 1.0
-    return {key: (value - float(values.mean())) / spread for key, value in scores.items()}
+    mean, spread = float(values.mean()), float(values.std()) or 1.0
+    return {key: (value - mean) / spread for key, value in scores.items()}

@@ -161,6 +161,17 @@ class ChromaConnection:
 
 
 PassageKind = Literal["sentence", "window"]
+_KIND_CODES: dict[str, PassageKind] = {"s": "sentence", "w": "window"}
+
+
+def passage_id(chunk_id: str, kind: PassageKind, n: int) -> str:
+    """`<chunk id>.s<n>` or `<chunk id>.w<n>`: the id says whose passage it is, and what kind."""
+    return f"{chunk_id}.{kind[0]}{n}"
+
+
+def _parse_passage_id(passage: str) -> tuple[str, PassageKind]:
+    chunk_id, _, code = passage.rpartition(".")
+    return chunk_id, _KIND_CODES[code[0]]
 
 
 @dataclass(frozen=True)
@@ -348,18 +359,17 @@ class ChunkStore:
             )
 
     def search_passages(self, vector: np.ndarray, k: int) -> list[PassageHit]:
-        """The `k` passages nearest to a query vector, best first."""
-        total = int(self._passages.count())
-        if total == 0:
-            return []
-        result = self._passages.query(
-            query_embeddings=[vector], n_results=min(k, total), include=["metadatas", "distances"]
-        )
+        """The `k` passages nearest to a query vector, best first.
+
+        Chunk and kind are read from the passage id (`passage_id`), not from the metadata:
+        fetching metadata for a few hundred hits would cost more than the search itself.
+        """
+        # Chroma returns fewer hits when it holds fewer; counting first would cost more than
+        # the search.
+        result = self._passages.query(query_embeddings=[vector], n_results=k, include=["distances"])
         return [
-            PassageHit(str(metadata["chunk"]), metadata["kind"], 1.0 - distance)
-            for metadata, distance in zip(
-                result["metadatas"][0], result["distances"][0], strict=True
-            )
+            PassageHit(*_parse_passage_id(passage_id), 1.0 - distance)
+            for passage_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
 
     def sentences_of(self, chunk_ids: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
