@@ -95,7 +95,7 @@ def main() -> None:
     top1 = np.array([r.dense_scores[0] for r in answerable])
     best: tuple[float, float, AbstentionPolicy] | None = None
     for top_quantile, margin, overlap in itertools.product(
-        [0.0, 0.005, 0.01, 0.02, 0.03], np.arange(0.0, 0.081, 0.005), [0.1, 0.2, 0.3]
+        [0.0, 0.005, 0.01, 0.02, 0.03], np.arange(0.0, 0.081, 0.005), [0.1, 0.2, 0.3, 0.4, 0.5]
     ):
         policy = AbstentionPolicy(
             min_top_score=round(float(np.quantile(top1, top_quantile)), 3),

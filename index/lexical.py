@@ -19,7 +19,10 @@ import bm25s
 import bm25s.stopwords
 import numpy as np
 
+from index.sentences import sentence_spans
+
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # English function words carry no evidence; in a mixed-language corpus they would make every
 # English article a lexical match for every English question.
@@ -48,6 +51,31 @@ def lexical_tokens(text: str) -> list[str]:
         position = run.end()
     tokens.extend(_words(folded, position, len(folded)))
     return tokens
+
+
+def writes_chinese(text: str) -> bool:
+    """Whether a text is mostly Chinese (a third or more of its letters are CJK characters)."""
+    letters = sum(char.isalpha() for char in text)
+    return letters > 0 and len(_CJK_CHAR.findall(text)) / letters >= 1 / 3
+
+
+def window_overlap(query: str, title: str, text: str, sentences: int = 3) -> float:
+    """The largest share of the query's tokens that one stretch of `sentences` consecutive
+    sentences of `text` (with the title) contains.
+
+    A passage that answers a question shares most of its words in one place; a long chunk
+    shares many of them with any question on its topic, scattered over its paragraphs.
+    """
+    asked = set(lexical_tokens(query))
+    if not asked:
+        return 0.0
+    pieces = [text[span.start : span.end] for span in sentence_spans(text)] or [text]
+    windows = [
+        "".join(pieces[n : n + sentences]) for n in range(max(len(pieces) - sentences + 1, 1))
+    ]
+    return max(
+        len(asked & set(lexical_tokens(f"{title}\n{window}"))) / len(asked) for window in windows
+    )
 
 
 def _words(text: str, start: int, end: int) -> list[str]:
@@ -116,11 +144,6 @@ class LexicalIndex:
         """
         tokens = lexical_tokens(query)
         return sum(token in self._vocabulary for token in tokens) / len(tokens) if tokens else 0.0
-
-    def overlap(self, query: str, text: str) -> float:
-        """Share of the query's tokens known to the corpus that also occur in `text`."""
-        known = {token for token in lexical_tokens(query) if token in self._vocabulary}
-        return len(known & set(lexical_tokens(text))) / len(known) if known else 0.0
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """The `k` best chunk ids for the query with their BM25 scores; none without overlap."""

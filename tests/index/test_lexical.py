@@ -1,4 +1,10 @@
-from index.lexical import LexicalIndex, fingerprint, lexical_tokens
+from index.lexical import (
+    LexicalIndex,
+    fingerprint,
+    lexical_tokens,
+    window_overlap,
+    writes_chinese,
+)
 
 
 def test_chinese_is_folded_to_simplified_and_cut_into_bigrams():
@@ -39,3 +45,20 @@ def test_missing_or_broken_saved_index_loads_as_none(tmp_path):
 
 def test_an_empty_index_answers_nothing():
     assert LexicalIndex.build([], []).search("anything", 5) == []
+
+
+def test_a_text_writes_chinese_when_a_third_of_its_letters_are_cjk():
+    assert writes_chinese("馬祖列島由幾個島嶼組成？")
+    assert writes_chinese("TBD 團隊擷取了 Gemma")
+    assert not writes_chinese("Which models did TBD distill from 通義千問?")
+    assert not writes_chinese("12345 !?")
+
+
+def test_window_overlap_wants_the_question_words_in_one_place():
+    text = "馬祖位於臺灣海峽。氣候寒冷。冬季多霧。夏季多颱風。島嶼共有三十六個。"
+    together = window_overlap("冬季多霧", "馬祖", text)
+    scattered = window_overlap("臺灣海峽的島嶼有幾個", "", text)
+    assert together == 1.0
+    assert 0 < scattered < 0.5, "海峽 and 島嶼 are four sentences apart"
+    assert window_overlap("臺灣海峽的島嶼有幾個", "", text, sentences=5) > scattered
+    assert window_overlap("", "馬祖", text) == 0.0

@@ -74,9 +74,9 @@ def test_a_small_corpus_is_topped_up_with_background_passages():
     assert abstention_margin([0.8], background=[]) == 0.0
 
 
-def _retrieval(dense, background, coverage=0.0, overlap=0.0):
+def _retrieval(dense, background, same_script=False, overlap=0.0):
     return Retrieval(
-        "q", np.zeros(2), [], list(dense), list(background), coverage, overlap, 0.0, 0.0
+        "q", np.zeros(2), [], list(dense), list(background), 0.0, same_script, overlap, 0.0, 0.0
     )
 
 
@@ -91,8 +91,9 @@ def test_across_languages_the_best_passage_must_stand_out():
 def test_in_the_articles_language_the_best_passage_must_share_words():
     policy = AbstentionPolicy(min_top_score=0.7, min_margin=0.05, min_overlap=0.2)
     flat = ([0.8, 0.79, 0.79, 0.78], [0.79] * 40)
-    assert not policy.should_abstain(_retrieval(*flat, coverage=0.8, overlap=0.5))
-    assert policy.should_abstain(_retrieval(*flat, coverage=0.8, overlap=0.1))
+    assert not policy.should_abstain(_retrieval(*flat, same_script=True, overlap=0.5))
+    assert policy.should_abstain(_retrieval(*flat, same_script=True, overlap=0.1))
+    assert policy.should_abstain(_retrieval(*flat, same_script=False, overlap=0.5)), "no margin"
 
 
 def test_calibrated_policy_abstains_on_an_unrelated_question_in_a_small_corpus(corpus):
@@ -107,11 +108,11 @@ def _chunk(chunk_id: str, article_id: str, score: float) -> StoredChunk:
 
 
 def test_fusion_follows_bm25_only_as_far_as_its_weight():
-    dense = [("a", 0.9), ("b", 0.8), ("c", 0.7)]
+    dense = [("a", 0.9), ("b", 0.8), ("c", 0.7), ("e", 0.1)]
     lexical = [("c", 30.0), ("b", 5.0), ("d", 1.0)]
     assert [chunk_id for chunk_id, _ in fuse(dense, lexical, 0.0)][:3] == ["a", "b", "c"]
     assert fuse(dense, lexical, 1.0)[0][0] == "c"
-    assert {chunk_id for chunk_id, _ in fuse(dense, lexical, 0.5)} == {"a", "b", "c", "d"}
+    assert {chunk_id for chunk_id, _ in fuse(dense, lexical, 0.5)} == {"a", "b", "c", "d", "e"}
 
 
 def test_a_second_chunk_of_an_article_must_clearly_beat_other_articles():
