@@ -38,6 +38,7 @@ class Engine:
         return (corpus or self.corpus()).retriever(
             self.settings.retrieval,
             reranker=self.reranker,
+            rerank_candidates=self.settings.rerank_candidates,
             article_diversity=self.settings.article_diversity,
         )
 

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     retrieval: Literal["dense", "bm25", "hybrid"] = Field("hybrid", alias="CITEBOT_RETRIEVAL")
     top_k: int = Field(5, ge=1, le=50, alias="CITEBOT_TOP_K")
     reranker: str | None = Field(None, alias="CITEBOT_RERANKER")
+    rerank_candidates: int = Field(30, ge=1, le=30, alias="CITEBOT_RERANK_CANDIDATES")
     article_diversity: float = Field(0.25, ge=0, le=5, alias="CITEBOT_ARTICLE_DIVERSITY")
     min_score: float | None = Field(None, alias="CITEBOT_MIN_SCORE")
     min_margin: float | None = Field(None, alias="CITEBOT_MIN_MARGIN")

@@ -81,6 +81,7 @@ class Corpus:
         mode: RetrievalMode = "hybrid",
         *,
         reranker: Reranker | None = None,
+        rerank_candidates: int = 30,
         article_diversity: float = 0.25,
     ) -> Retriever:
         """A retriever over the collection; fails clearly when it is missing or mismatched."""
@@ -92,6 +93,7 @@ class Corpus:
             self._lexical_index(store),
             mode,
             reranker=reranker,
+            rerank_candidates=rerank_candidates,
             article_diversity=article_diversity,
         )
 

@@ -26,8 +26,8 @@ _FUSION_CANDIDATES = 50
 _PASSAGES_PER_CANDIDATE = 4
 # BM25's share of the fused score when the corpus knows every word of the query.
 _LEXICAL_WEIGHT = 0.5
-# The best this-many fused chunks are reranked and diversified before the top k are kept.
-RERANK_POOL = 30
+# The best this-many fused chunks are diversified (and reranked) before the top k are kept.
+_POOL = 30
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class Retriever:
         mode: RetrievalMode = "hybrid",
         *,
         reranker: Reranker | None = None,
+        rerank_candidates: int = _POOL,
         article_diversity: float = 0.25,
     ) -> None:
         self._embedder = embedder
@@ -73,6 +74,7 @@ class Retriever:
         self._lexical = lexical
         self.mode = mode
         self.reranker = reranker
+        self._rerank_candidates = rerank_candidates
         self._article_diversity = article_diversity
 
     @property
@@ -98,9 +100,10 @@ class Retriever:
             ranked = lexical
         else:
             ranked = fuse(dense, lexical, _LEXICAL_WEIGHT * coverage)
-        pool = self._chunks(ranked[: max(k, RERANK_POOL)])
+        pool = self._chunks(ranked[: max(k, _POOL)])
         if self.reranker is not None and pool:
-            pool = self._rerank(query, pool)
+            reranked = self._rerank(query, pool[: self._rerank_candidates])
+            pool = reranked + pool[self._rerank_candidates :]
         chunks = spread_over_articles(pool, self._article_diversity)[:k]
         searched = time.perf_counter()
         return Retrieval(

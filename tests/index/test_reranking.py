@@ -71,22 +71,40 @@ def test_a_classifier_with_several_labels_is_not_used_as_a_reranker(tmp_path_fac
     assert "3 scores per pair" in caplog.text
 
 
-def test_retrieval_orders_its_pool_by_the_cross_encoder(reranker_folder, e5, tmp_path):
-    folder = tmp_path / "articles"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def corpus(e5, tmp_path_factory) -> Corpus:
+    folder = tmp_path_factory.mktemp("articles")
     for name, text in ARTICLES.items():
         (folder / name).write_text(text, encoding="utf-8")
-    corpus = Corpus(ChromaConnection(tmp_path / "data"), "rerank", e5, ChunkingConfig(64, 8))
+    corpus = Corpus(
+        ChromaConnection(tmp_path_factory.mktemp("data")), "rerank", e5, ChunkingConfig(64, 8)
+    )
     corpus.sync([folder])
+    return corpus
+
+
+QUESTION = "Which bakery won the bread prize?"
+
+
+def test_retrieval_orders_its_pool_by_the_cross_encoder(reranker_folder, corpus):
     reranker = load_reranker(str(reranker_folder))
-    question = "Which bakery won the bread prize?"
-    plain = corpus.retriever("hybrid").retrieve(question, 4).chunks
+    plain = corpus.retriever("hybrid").retrieve(QUESTION, 4).chunks
     assert len(plain) == len(ARTICLES), "one chunk an article: the whole corpus is the pool"
     reranked = corpus.retriever("hybrid", reranker=reranker, article_diversity=0).retrieve(
-        question, 4
+        QUESTION, 4
     )
-    scores = reranker.score(question, [passage_with_title(c.title, c.text) for c in plain])
+    scores = reranker.score(QUESTION, [passage_with_title(c.title, c.text) for c in plain])
     order = np.argsort(-scores, kind="stable")
-    expected = [plain[n].chunk_id for n in order]
-    assert [chunk.chunk_id for chunk in reranked.chunks] == expected
+    assert [chunk.chunk_id for chunk in reranked.chunks] == [plain[n].chunk_id for n in order]
     assert [chunk.score for chunk in reranked.chunks] == pytest.approx(sorted(scores)[::-1])
+
+
+def test_only_the_configured_number_of_candidates_is_reranked(reranker_folder, corpus):
+    reranker = load_reranker(str(reranker_folder))
+    plain = corpus.retriever("hybrid", article_diversity=0).retrieve(QUESTION, 4).chunks
+    reranked = corpus.retriever(
+        "hybrid", reranker=reranker, rerank_candidates=2, article_diversity=0
+    ).retrieve(QUESTION, 4)
+    ids = [chunk.chunk_id for chunk in reranked.chunks]
+    assert set(ids[:2]) == {chunk.chunk_id for chunk in plain[:2]}
+    assert ids[2:] == [chunk.chunk_id for chunk in plain[2:]]
