@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.chunking import ChunkingConfig, passage_with_title
+from index.chunking import passage_with_title
 from index.corpus import Corpus
 from index.reranking import CrossEncoderReranker, load_reranker
-from index.store import ChromaConnection
+from tests.helpers.corpora import indexed_corpus
 
 ARTICLES = {
     "bakery.md": "---\ntitle: Bakery\n---\nA bakery in Taipei won the bread prize.",
@@ -73,14 +73,7 @@ def test_a_classifier_with_several_labels_is_not_used_as_a_reranker(tmp_path_fac
 
 @pytest.fixture(scope="module")
 def corpus(e5, tmp_path_factory) -> Corpus:
-    folder = tmp_path_factory.mktemp("articles")
-    for name, text in ARTICLES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    corpus = Corpus(
-        ChromaConnection(tmp_path_factory.mktemp("data")), "rerank", e5, ChunkingConfig(64, 8)
-    )
-    corpus.sync([folder])
-    return corpus
+    return indexed_corpus(tmp_path_factory, e5, ARTICLES, "rerank")
 
 
 QUESTION = "Which bakery won the bread prize?"

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.retrieval import (
     AbstentionPolicy,
@@ -11,7 +10,8 @@ from index.retrieval import (
     fuse,
     spread_over_articles,
 )
-from index.store import ChromaConnection, StoredChunk
+from index.store import StoredChunk
+from tests.helpers.corpora import indexed_corpus
 
 ARTICLES = {
     "sanskrit.md": "---\ntitle: 梵文\n---\n在歐洲，梵語的學術研究，由德國學者陸特和漢斯雷頓開創。"
@@ -27,14 +27,7 @@ ARTICLES = {
 
 @pytest.fixture(scope="module")
 def corpus(e5, tmp_path_factory) -> Corpus:
-    folder = tmp_path_factory.mktemp("articles")
-    for name, text in ARTICLES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    corpus = Corpus(
-        ChromaConnection(tmp_path_factory.mktemp("data")), "retrieval", e5, ChunkingConfig(64, 8)
-    )
-    corpus.sync([folder])
-    return corpus
+    return indexed_corpus(tmp_path_factory, e5, ARTICLES, "retrieval")
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
