@@ -1,6 +1,6 @@
 """Retrieval quality and index cost per chunk size, to choose `CITEBOT_CHUNK_TOKENS`.
 
-    python bench/chunk_sizes.py ../shared/eval/xquad-en-zh-dev --sizes 128 256 384 [--limit N]
+    python bench/chunk_sizes.py ../shared/eval/xquad-en-zh-dev --sizes 256 384 512 [--limit N]
 
 Each size gets its own cached eval index (the first run embeds the set once per size).
 """
@@ -19,7 +19,7 @@ from index.embedding import load_embedder
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path)
-    parser.add_argument("--sizes", nargs="+", type=int, default=[128, 256, 384])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[256, 384, 512])
     parser.add_argument("--mode", default="hybrid", choices=["dense", "bm25", "hybrid"])
     parser.add_argument("--limit", type=int)
     args = parser.parse_args()
