@@ -35,7 +35,17 @@ def main() -> None:
 
     settings = Settings()
     embedder = load_embedder(settings.embedder_spec)
-    reranker = Engine(settings, embedder).reranker
+    # One engine per mode, built once: the reranker (a model load) is loaded once, not per set.
+    engines = {
+        mode: Engine(
+            Settings(
+                CITEBOT_RETRIEVAL=mode.removesuffix("+rerank"),
+                CITEBOT_RERANKER=settings.reranker if mode.endswith("+rerank") else None,
+            ),
+            embedder,
+        )
+        for mode in args.modes
+    }
     hits = "  ".join(f"hit@{k}" for k in HIT_KS)
     print(f"{embedder.identity}, chunks {settings.chunk_tokens}/{settings.chunk_overlap_tokens}")
     print(f"{'set':16} {'mode':13} {hits}  MRR@10  p50_ms  p95_ms  abstain  false-ans")
@@ -48,17 +58,10 @@ def main() -> None:
             if other != set_dir and not (extra and other.name == _DISTRACTOR_SET)
             for question in load_questions(other)[: args.unanswerable]
         ]
-        for mode in args.modes:
-            if mode == "hybrid+rerank" and reranker is None:
+        for mode, engine in engines.items():
+            if mode.endswith("+rerank") and engine.reranker is None:
                 print(f"{set_dir.name:16} {mode:13} (no reranker available: CITEBOT_RERANKER)")
                 continue
-            engine = Engine(
-                Settings(
-                    CITEBOT_RETRIEVAL=mode.removesuffix("+rerank"),
-                    CITEBOT_RERANKER=settings.reranker if mode.endswith("+rerank") else None,
-                ),
-                embedder,
-            )
             m = evaluate_set(
                 engine,
                 set_dir,
@@ -69,10 +72,11 @@ def main() -> None:
             )
             latency = m["retrieval_latency_ms"]
             row = "  ".join(f"{m[f'hit@{k}']:.3f}" for k in HIT_KS)
+            false_answer = "-" if m["false_answer"] is None else f"{m['false_answer']:.3f}"
             print(
                 f"{set_dir.name:16} {mode:13} {row}  {m['mrr@10']:.3f}  "
                 f"{latency['p50']:6}  {latency['p95']:6}  {m['abstained']:7.3f}  "
-                f"{m['false_answer']:9.3f}",
+                f"{false_answer:>9}",
                 flush=True,
             )
 

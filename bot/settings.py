@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.llm.client import ChatEndpoint
 from index.chunking import ChunkingConfig
 from index.embedding import EmbedderSpec
-from index.retrieval import AbstentionPolicy, calibrated_policy
+from index.retrieval import RERANK_POOL, AbstentionPolicy, calibrated_policy
 
 
 class Settings(BaseSettings):
@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     retrieval: Literal["dense", "bm25", "hybrid"] = Field("hybrid", alias="CITEBOT_RETRIEVAL")
     top_k: int = Field(5, ge=1, le=50, alias="CITEBOT_TOP_K")
     reranker: str | None = Field(None, alias="CITEBOT_RERANKER")
-    rerank_candidates: int = Field(30, ge=1, le=30, alias="CITEBOT_RERANK_CANDIDATES")
+    rerank_candidates: int = Field(
+        RERANK_POOL, ge=1, le=RERANK_POOL, alias="CITEBOT_RERANK_CANDIDATES"
+    )
     article_diversity: float = Field(0.25, ge=0, le=5, alias="CITEBOT_ARTICLE_DIVERSITY")
     min_score: float | None = Field(None, alias="CITEBOT_MIN_SCORE")
     min_margin: float | None = Field(None, alias="CITEBOT_MIN_MARGIN")

@@ -11,7 +11,7 @@ from index.embedding import Embedder
 from index.indexer import Indexer, IndexPlan, IndexProgress, IndexReport, plan_index
 from index.lexical import LexicalIndex, fingerprint
 from index.reranking import Reranker
-from index.retrieval import RetrievalMode, Retriever
+from index.retrieval import RERANK_POOL, RetrievalMode, Retriever
 from index.store import (
     ChromaConnection,
     ChunkStore,
@@ -81,7 +81,7 @@ class Corpus:
         mode: RetrievalMode = "hybrid",
         *,
         reranker: Reranker | None = None,
-        rerank_candidates: int = 30,
+        rerank_candidates: int = RERANK_POOL,
         article_diversity: float = 0.25,
     ) -> Retriever:
         """A retriever over the collection; fails clearly when it is missing or mismatched."""

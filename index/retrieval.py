@@ -27,7 +27,7 @@ _PASSAGES_PER_CANDIDATE = 4
 # BM25's share of the fused score when the corpus knows every word of the query.
 _LEXICAL_WEIGHT = 0.5
 # The best this-many fused chunks are diversified (and reranked) before the top k are kept.
-_POOL = 30
+RERANK_POOL = 30
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,9 @@ class Retrieval:
 
     The evidence abstention is decided on: `dense_scores`, the dense scores of the nearest
     chunks (up to 50, best first; empty without dense retrieval), `background_scores`, those of
-    unrelated passages, `lexical_coverage`, the share of the query's words the corpus knows,
-    `same_script`, whether query and best chunk are both Chinese or both not, and
-    `lexical_overlap`, the largest share of the query's words three consecutive sentences of the
-    best chunk contain.
+    unrelated passages, `same_script`, whether query and best chunk are both Chinese or both
+    not, and `lexical_overlap`, the largest share of the query's words three consecutive
+    sentences of the best chunk contain.
     """
 
     query: str
@@ -47,7 +46,6 @@ class Retrieval:
     chunks: list[StoredChunk]
     dense_scores: list[float]
     background_scores: list[float]
-    lexical_coverage: float
     same_script: bool
     lexical_overlap: float
     embed_ms: float
@@ -66,7 +64,7 @@ class Retriever:
         mode: RetrievalMode = "hybrid",
         *,
         reranker: Reranker | None = None,
-        rerank_candidates: int = _POOL,
+        rerank_candidates: int = RERANK_POOL,
         article_diversity: float = 0.25,
     ) -> None:
         self._embedder = embedder
@@ -93,14 +91,13 @@ class Retriever:
         candidates = max(k, _FUSION_CANDIDATES)
         dense = self._dense(vector, candidates) if self.mode != "bm25" else []
         lexical = self._lexical.search(query, candidates) if self.mode != "dense" else []
-        coverage = self._lexical.coverage(query)
         if self.mode == "dense":
             ranked = dense
         elif self.mode == "bm25":
             ranked = lexical
         else:
-            ranked = fuse(dense, lexical, _LEXICAL_WEIGHT * coverage)
-        pool = self._chunks(ranked[: max(k, _POOL)])
+            ranked = fuse(dense, lexical, _LEXICAL_WEIGHT * self._lexical.coverage(query))
+        pool = self._chunks(ranked[: max(k, RERANK_POOL)])
         if self.reranker is not None and pool:
             reranked = self._rerank(query, pool[: self._rerank_candidates])
             pool = reranked + pool[self._rerank_candidates :]
@@ -112,7 +109,6 @@ class Retriever:
             chunks=chunks,
             dense_scores=[score for _, score in dense],
             background_scores=background_scores(self._embedder, vector) if dense else [],
-            lexical_coverage=coverage,
             same_script=bool(chunks) and writes_chinese(query) == writes_chinese(chunks[0].text),
             lexical_overlap=(
                 window_overlap(query, chunks[0].title, chunks[0].text) if chunks else 0.0

@@ -69,7 +69,7 @@ def test_a_small_corpus_is_topped_up_with_background_passages():
 
 def _retrieval(dense, background, same_script=False, overlap=0.0):
     return Retrieval(
-        "q", np.zeros(2), [], list(dense), list(background), 0.0, same_script, overlap, 0.0, 0.0
+        "q", np.zeros(2), [], list(dense), list(background), same_script, overlap, 0.0, 0.0
     )
 
 
