@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from bot.errors import QuestionError
 from index.retrieval import AbstentionPolicy, Retrieval, Retriever
 from index.store import StoredChunk
 
@@ -26,10 +27,6 @@ _RANK_PENALTY = 0.005
 # Called with the answer text so far while a generated answer streams in.
 TextCallback = Callable[[str], None]
 AnswerMode = Literal["extractive", "generated"]
-
-
-class QuestionError(ValueError):
-    """The question cannot be asked as given; the message says why, for the user."""
 
 
 class Answerer(Protocol):

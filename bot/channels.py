@@ -19,12 +19,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.errors import ConfigError
 from index.store import validate_collection_name
 
 _ENTRY_KEYS = {"articles", "collection"}
 
 
-class ChannelMapError(ValueError):
+class ChannelMapError(ConfigError):
     """The channels file is missing or invalid; the message says where and why."""
 
 

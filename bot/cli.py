@@ -9,13 +9,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bot.answering import Answer, QuestionError
+from bot.answering import Answer
 from bot.engine import Engine
-from bot.settings import Settings
-from index.embedding import EmbedderUnavailableError
+from bot.errors import CitebotError, ConfigError
+from bot.settings import load_settings
 from index.indexer import IndexPlan, IndexProgress, IndexReport
 from index.retrieval import Retrieval
-from index.store import StoreError
 
 log = logging.getLogger("citebot")
 
@@ -29,9 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself
     try:
-        engine = Engine(Settings())
+        engine = Engine(load_settings())
         return args.run(engine, args)
-    except (StoreError, QuestionError, EmbedderUnavailableError, ValueError) as error:
+    except CitebotError as error:
         print(f"citebot: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -104,7 +103,7 @@ def _index(engine: Engine, args: argparse.Namespace) -> int:
     paths = args.paths or [engine.settings.articles_dir]
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
-        raise ValueError(f"no such file or folder: {', '.join(missing)}")
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     progress = _ProgressBar()
     report = engine.corpus().sync(
         paths, rebuild=args.rebuild, on_plan=progress.start, on_progress=progress.update

@@ -18,9 +18,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import Answerer, QuestionError
+from bot.answering import Answerer
 from bot.channels import ChannelMap, Scope
 from bot.engine import Engine
+from bot.errors import BotStartError, CitebotError
 from bot.feedback import FEEDBACK_FILE, FeedbackStore
 from bot.messages import NO_MENTIONS, Payload
 from bot.settings import Settings
@@ -36,10 +37,6 @@ EXTENSIONS = (
     "bot.cogs.status",
     "bot.cogs.feedback",
 )
-
-
-class BotStartError(ValueError):
-    """The bot cannot start (no token, or Discord rejected it); the message says which."""
 
 
 class UserFacingError(app_commands.AppCommandError):
@@ -229,7 +226,7 @@ async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> No
 async def report_error(interaction: discord.Interaction[Any], error: Exception) -> None:
     """Show the user a short message for an error; log a traceback for unexpected ones."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-    if isinstance(cause, QuestionError | StoreError | UserFacingError):
+    if isinstance(cause, CitebotError | UserFacingError):
         text = str(cause)
     elif isinstance(cause, app_commands.CommandOnCooldown):
         text = f"You're asking quickly: try again in {math.ceil(cause.retry_after)} s."

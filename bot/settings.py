@@ -7,12 +7,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.llm.client import ChatEndpoint
 from index.chunking import ChunkingConfig
 from index.embedding import EmbedderSpec
+from index.errors import ConfigError
 from index.retrieval import RERANK_POOL, AbstentionPolicy, calibrated_policy
 
 
@@ -123,3 +124,16 @@ class Settings(BaseSettings):
         return ChunkingConfig(
             max_tokens=self.chunk_tokens, overlap_tokens=self.chunk_overlap_tokens
         )
+
+
+def load_settings() -> Settings:
+    """The settings from the environment and `.env`; a bad value is a `ConfigError` naming the
+    variable (never its value, which may be a secret)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from index.errors import CitebotError
+
 _HUB_PROBE_SECONDS = 1.5
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(CitebotError):
     """The configured model cannot be loaded on this machine."""
 
 

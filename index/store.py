@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 
 from index.articles import Article
 from index.chunking import Chunk
+from index.errors import CitebotError, ConfigError
 
 _COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 _STAMP_FILE = "index-stamp.json"
@@ -36,7 +37,7 @@ INDEX_FORMAT = 3
 _LOCK_FILE = "index.lock"
 
 
-class StoreError(RuntimeError):
+class StoreError(CitebotError):
     """Base for index problems a user can act on; the message says what to do."""
 
 
@@ -89,7 +90,7 @@ class StoredChunk:
 def validate_collection_name(name: str) -> str:
     """Chroma's rule for names, checked early with a message a user understands."""
     if not _COLLECTION_NAME.match(name):
-        raise ValueError(
+        raise ConfigError(
             f"collection name {name!r} must be 3-512 characters of letters, digits, '.', '_' "
             "or '-', starting and ending with a letter or digit"
         )
