@@ -25,7 +25,6 @@ from bot.llm.answerer import GeneratingAnswerer, Generation
 from bot.settings import Settings
 from index.corpus import Corpus
 from index.retrieval import Retriever
-from index.store import ChromaConnection
 
 _MARKS = {"supported": "ok", "unverified": "??", "unsupported": "XX", "uncited": "XX"}
 
@@ -61,7 +60,7 @@ def _retriever(engine: Engine, articles: Path) -> Retriever:
     settings = engine.settings
     name = "llm-smoke-" + hashlib.sha256(str(articles.resolve()).encode()).hexdigest()[:12]
     corpus = Corpus(
-        ChromaConnection(settings.data_dir / "eval"), name, engine.embedder, settings.chunking
+        engine.connection_at(settings.data_dir / "eval"), name, engine.embedder, settings.chunking
     )
     corpus.sync([articles])
     return engine.retriever(corpus)

@@ -95,8 +95,8 @@ def main() -> None:
     source.open_for_reading()
 
     with tempfile.TemporaryDirectory() as scratch:
-        connection = ChromaConnection(Path(scratch))
-        target = ChunkStore(connection.client, "latency", engine.embedder.identity)
+        connection = ChromaConnection(Path(scratch), None, engine.settings.index_lease_seconds)
+        target = ChunkStore(connection, "latency", engine.embedder.identity)
         target.open_for_writing()
         lexical = _scaled_store(source, target, args.chunks)
         questions = [q.question for q in load_questions(args.set_dir)[: args.queries]]

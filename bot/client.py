@@ -45,46 +45,50 @@ class UserFacingError(app_commands.AppCommandError):
 
 @dataclass(frozen=True)
 class Reader:
-    """What reads one collection: its retriever (/search) and an answerer over it (/ask)."""
+    """What reads one collection at one generation: its retriever (/search) and an answerer
+    over it (/ask)."""
 
     retriever: Retriever
     answerer: Answerer
+    generation: int
 
 
 class ReaderCache:
-    """One reader per collection, built off the event loop and swapped after a reindex.
+    """One reader per collection, built off the event loop, rebuilt when the index changed.
 
-    A reader keeps the BM25 snapshot it was built with, so a reindex must `refresh` it. The
-    generation counter stops a build that started before a refresh from replacing its result.
+    Before each question the collection's generation is read from Chroma (one `get` by id): a
+    reindex by this bot, by `citebot index` or by another host moves it, and the next answer
+    uses the new chunks and BM25. A store that is down raises its user-facing error for this
+    question only; the next one tries again.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._readers: dict[str, Reader] = {}
-        self._generations: dict[str, int] = {}
 
     async def get(self, collection: str) -> Reader:
-        """The collection's reader; raises the store's user-facing errors if it cannot open."""
+        """The collection's current reader; raises the store's user-facing errors if it
+        cannot be read."""
+        corpus = self._engine.corpus(collection)
+        generation = await asyncio.to_thread(corpus.generation)
         reader = self._readers.get(collection)
-        if reader is None:
-            generation = self._generations.get(collection, 0)
+        if reader is None or reader.generation != generation:
             reader = await asyncio.to_thread(self._build, collection)
-            if self._generations.get(collection, 0) == generation:
-                self._readers[collection] = reader
+            self._readers[collection] = reader
         return reader
 
     async def refresh(self, collection: str) -> None:
-        """Replace the collection's reader with one over the index as it is now."""
-        self._generations[collection] = self._generations.get(collection, 0) + 1
-        self._readers.pop(collection, None)
+        """Build the collection's reader now (after a reindex), so the next question is quick."""
         try:
             await self.get(collection)
         except StoreError as error:
             log.warning("collection %s cannot be read after reindexing: %s", collection, error)
 
     def _build(self, collection: str) -> Reader:
-        retriever = self._engine.retriever(self._engine.corpus(collection))
-        return Reader(retriever=retriever, answerer=self._engine.responder(retriever))
+        corpus = self._engine.corpus(collection)
+        generation = corpus.generation()
+        retriever = self._engine.retriever(corpus)
+        return Reader(retriever, self._engine.responder(retriever), generation)
 
 
 class CitebotTree(app_commands.CommandTree["CitebotBot"]):
@@ -145,7 +149,7 @@ class CitebotBot(commands.Bot):
     def _load_engine(self) -> None:
         """The embedder and the Chroma client, created once here rather than by two threads."""
         log.info("embedding model: %s", self.engine.embedder.identity)
-        log.info("index: %s", self.engine.connection.data_dir)
+        log.info("index: %s", self.engine.connection.where)
         log.info("answers: %s", self.engine.answer_mode)
 
     async def sync_commands(self) -> None:

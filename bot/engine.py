@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from bot.answering import Answerer, ExtractiveAnswerer
 from bot.conversation import LLMQueryCondenser, QueryCondenser, RecentQuestionsCondenser
 from bot.llm.answerer import GeneratingAnswerer
 from bot.llm.client import ChatClient
 from bot.settings import Settings
+from index.chroma import ChromaConnection
 from index.corpus import Corpus
 from index.embedding import Embedder, load_embedder
 from index.reranking import Reranker, load_reranker
 from index.retrieval import Retriever
-from index.store import ChromaConnection
 
 
 class Engine:
@@ -55,7 +56,13 @@ class Engine:
 
     @cached_property
     def connection(self) -> ChromaConnection:
-        return ChromaConnection(self.settings.data_dir)
+        """The configured index location: the Chroma server, or the embedded store."""
+        return self.connection_at(self.settings.data_dir)
+
+    def connection_at(self, data_dir: Path) -> ChromaConnection:
+        """A connection with this host's local files (BM25 cache, file lock) in `data_dir`."""
+        settings = self.settings
+        return ChromaConnection(data_dir, settings.chroma_server, settings.index_lease_seconds)
 
     def corpus(self, collection: str | None = None) -> Corpus:
         """The configured collection, or another one (evaluation sets, team channels)."""

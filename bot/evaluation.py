@@ -20,7 +20,7 @@ from bot.answering import Answer, clean_question
 from bot.engine import Engine
 from index.corpus import Corpus
 from index.indexer import IndexProgress
-from index.store import INDEX_FORMAT, ChromaConnection, StoredChunk
+from index.store import INDEX_FORMAT, StoredChunk
 
 HIT_KS = (1, 3, 5, 10)
 
@@ -162,7 +162,7 @@ def format_eval(metrics: dict[str, object]) -> str:
 def eval_corpus(engine: Engine, roots: Sequence[Path]) -> Corpus:
     """The evaluation index of these folders, kept apart from the team's index (`DATA_DIR/eval`)
     so evaluating never blocks or clutters it."""
-    connection = ChromaConnection(engine.settings.data_dir / "eval")
+    connection = engine.connection_at(engine.settings.data_dir / "eval")
     return Corpus(
         connection, _collection_name(engine, roots), engine.embedder, engine.settings.chunking
     )

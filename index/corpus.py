@@ -1,24 +1,39 @@
-"""A corpus: articles on disk, their chunks in a store, and the embedder that indexed them."""
+"""A corpus: articles on disk, their chunks in a store, and the embedder that indexed them.
+
+A corpus is one logical collection. Readers use the physical version its live pointer names
+(`index.coordination`); a writer holds the lease (and, embedded, the data directory's file
+lock), updates the live version in place or, for a full rebuild, builds `<name>--g<N>` beside
+it, and publishes a new generation when it is done. BM25 is rebuilt from the chunk texts in
+Chroma and cached in the data directory per physical version and generation.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+import re
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from index.articles import load_articles
+from index.chroma import ChromaConnection
 from index.chunking import Chunker, ChunkingConfig
+from index.coordination import LivePointer, MetaStore, WriterLease, published_here, writer_lock
 from index.embedding import Embedder
 from index.indexer import Indexer, IndexPlan, IndexProgress, IndexReport, plan_index
 from index.lexical import LexicalIndex, fingerprint
 from index.reranking import Reranker
 from index.retrieval import RERANK_POOL, RetrievalMode, Retriever
 from index.store import (
-    ChromaConnection,
     ChunkStore,
+    EmbedderMismatchError,
     IndexMissingError,
-    write_stamp,
-    writer_lock,
+    OutdatedIndexError,
+    StoreError,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Corpus:
@@ -35,37 +50,127 @@ class Corpus:
         self.collection = collection
         self.embedder = embedder
         self._chunking = chunking
+        self._meta = MetaStore(connection)
+
+    def generation(self) -> int:
+        """The collection's published generation (0 before any run): one `get` by id."""
+        return self._meta.pointer(self.collection).generation
 
     def store(self) -> ChunkStore:
-        """The collection, through a client that is reopened if another process changed it."""
-        self._connection.refresh()
-        return ChunkStore(self._connection.client, self.collection, self.embedder.identity)
+        """The live physical version (or, before any run, the collection's own name, where an
+        index of an older Citebot would be)."""
+        return self._store_of(self._pointer())
+
+    def _pointer(self) -> LivePointer:
+        """The live pointer; an embedded client reopens when another process published since
+        it last looked (its vector indexes do not see another process's writes)."""
+        connection = self._connection
+        was_open = connection.is_open
+        pointer = self._meta.pointer(self.collection)
+        seen = connection.seen_generations.get(self.collection)
+        if (
+            connection.embedded
+            and was_open
+            and seen != pointer.generation
+            and not published_here(pointer)
+        ):
+            connection.reopen()
+        connection.seen_generations[self.collection] = pointer.generation
+        return pointer
+
+    def _store_of(self, pointer: LivePointer) -> ChunkStore:
+        return ChunkStore(
+            self._connection, pointer.physical or self.collection, self.embedder.identity
+        )
+
+    @contextmanager
+    def writer(self) -> Iterator[WriterLease]:
+        """Hold the right to write this collection: the lease in Chroma, and in embedded mode
+        the data directory's file lock too. Raises `IndexBusyError` when another writer has it."""
+        with ExitStack() as stack:
+            if self._connection.embedded:
+                stack.enter_context(writer_lock(self._connection.data_dir))
+            lease = stack.enter_context(
+                WriterLease(self._meta, self.collection, self._connection.lease_seconds)
+            )
+            yield lease
 
     def sync(
         self,
         paths: Sequence[Path],
         *,
         rebuild: bool = False,
+        rebuild_if_incompatible: bool = False,
         on_plan: Callable[[IndexPlan], None] | None = None,
         on_progress: Callable[[IndexProgress], None] | None = None,
     ) -> IndexReport:
-        """Bring the collection in line with the articles under `paths`, under the writer lock."""
-        with writer_lock(self._connection.data_dir):
-            store = self.store()
-            if rebuild:
-                store.drop()
-            store.open_for_writing()
+        """Bring the collection in line with the articles under `paths`, as the only writer.
+
+        A full rebuild (asked for, the first run, or an incompatible index when
+        `rebuild_if_incompatible`) builds a new physical version and switches readers to it
+        only when it is complete; until then they keep reading the old one.
+        """
+        with self.writer() as lease:
+            pointer = self._pointer()
+            live = self._store_of(pointer)
+            problem = self._problem(live)
+            full = (
+                rebuild
+                or isinstance(problem, IndexMissingError)
+                or (problem is not None and rebuild_if_incompatible)
+            )
+            if problem is not None and not full:
+                raise problem
+            self._drop_partial_builds(keep=live.name)
             loaded = load_articles(paths)
-            plan = plan_index(loaded.articles, store)
+            if full:
+                target = ChunkStore(
+                    self._connection,
+                    f"{self.collection}--g{pointer.generation + 1}",
+                    self.embedder.identity,
+                )
+                target.open_for_writing()
+                plan = plan_index(loaded, None, paths)
+            else:
+                target = live
+                target.open_for_writing()
+                plan = plan_index(loaded, target, paths)
             if on_plan:
                 on_plan(plan)
             chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens, self._chunking)
-            report = Indexer(store, self.embedder, chunker).run(plan, loaded.failures, on_progress)
-            LexicalIndex.build(*store.texts()).save(self._lexical_dir)
-            write_stamp(
-                self._connection.data_dir, {"collection": self.collection, **report.summary()}
-            )
+            indexer = Indexer(target, self.embedder, chunker)
+            report = indexer.run(plan, loaded.failures, on_progress)
+            if full or plan.changes:
+                lease.check()
+                generation = pointer.generation + 1
+                self._lexical_index(target, generation)  # cached for this host's readers
+                self._meta.publish(self.collection, target.name, generation)
+                self._connection.seen_generations[self.collection] = generation
+                if full:
+                    live.drop()
+                report.repaired = indexer.collect_garbage(plan)
+            report.chunks_total = target.count()
         return report
+
+    def _problem(self, store: ChunkStore) -> StoreError | None:
+        """Why the store cannot be updated in place (missing or incompatible), or None."""
+        try:
+            store.open_for_reading()
+        except (IndexMissingError, OutdatedIndexError, EmbedderMismatchError) as error:
+            return error
+        return None
+
+    def _drop_partial_builds(self, keep: str) -> None:
+        """Delete what a killed rebuild left: physical versions no pointer names (the caller
+        holds the lease, so no rebuild is running)."""
+        pattern = re.compile(rf"^({re.escape(self.collection)}--g\d+)(\.passages|\.articles)?$")
+        client = self._connection.client
+        with self._connection.guard():
+            names = [getattr(c, "name", c) for c in client.list_collections()]
+        partial = {match.group(1) for match in map(pattern.match, names) if match} - {keep}
+        for name in sorted(partial):
+            log.info("removing the unfinished rebuild %s", name)
+            ChunkStore(self._connection, name, self.embedder.identity).drop()
 
     def plan(self, paths: Sequence[Path]) -> IndexPlan:
         """What `sync` would add, update and remove, without embedding or writing anything."""
@@ -73,8 +178,15 @@ class Corpus:
         try:
             store.open_for_reading()
         except IndexMissingError:
-            return plan_index(load_articles(paths).articles, None)
-        return plan_index(load_articles(paths).articles, store)
+            return plan_index(load_articles(paths), None, paths)
+        return plan_index(load_articles(paths), store, paths)
+
+    def counts(self) -> tuple[int, int]:
+        """(articles, chunks) readers see; raises the store's errors when it cannot be read."""
+        store = self.store()
+        store.open_for_reading()
+        manifests = store.manifests()
+        return len(manifests), sum(m.expected_chunks for m in manifests.values())
 
     def retriever(
         self,
@@ -84,26 +196,40 @@ class Corpus:
         rerank_candidates: int = RERANK_POOL,
         article_diversity: float = 0.25,
     ) -> Retriever:
-        """A retriever over the collection; fails clearly when it is missing or mismatched."""
-        store = self.store()
+        """A retriever over the live version as it is now; fails clearly when it is missing or
+        mismatched. It accepts only chunks of live article versions."""
+        pointer = self._pointer()
+        store = self._store_of(pointer)
         store.open_for_reading()
+        lexical = self._lexical_index(store, pointer.generation)
+        store.live = frozenset(lexical.chunk_ids)
         return Retriever(
             self.embedder,
             store,
-            self._lexical_index(store),
+            lexical,
             mode,
             reranker=reranker,
             rerank_candidates=rerank_candidates,
             article_diversity=article_diversity,
         )
 
-    @property
-    def _lexical_dir(self) -> Path:
-        return self._connection.data_dir / "lexical" / self.collection
+    def _lexical_folder(self, physical: str, generation: int) -> Path:
+        return self._connection.data_dir / "lexical" / self.collection / f"{physical}-g{generation}"
 
-    def _lexical_index(self, store: ChunkStore) -> LexicalIndex:
-        """The saved BM25 index if it matches the store's chunks, else one built now."""
-        saved = LexicalIndex.load(self._lexical_dir)
-        if saved is not None and saved.fingerprint == fingerprint(store.chunk_ids()):
+    def _lexical_index(self, store: ChunkStore, generation: int) -> LexicalIndex:
+        """BM25 over the live chunks: the cached one when it matches them, else built from the
+        chunk texts in Chroma and cached (older generations' caches are removed)."""
+        live = store.live_chunk_ids()
+        folder = self._lexical_folder(store.name, generation)
+        saved = LexicalIndex.load(folder)
+        if saved is not None and saved.fingerprint == fingerprint(live):
             return saved
-        return LexicalIndex.build(*store.texts())
+        built = LexicalIndex.build(*store.texts(live))
+        try:
+            built.save(folder)
+            for other in folder.parent.iterdir():
+                if other != folder:
+                    shutil.rmtree(other, ignore_errors=True)
+        except OSError as error:  # a cache only: a read-only data directory costs time
+            log.warning("could not cache the BM25 index in %s: %s", folder, error)
+        return built

@@ -101,6 +101,11 @@ class LexicalIndex:
         self._vocabulary = vocabulary
         self.fingerprint = fingerprint(chunk_ids)
 
+    @property
+    def chunk_ids(self) -> list[str]:
+        """The chunks this index holds (the live ones when it was built)."""
+        return self._chunk_ids
+
     @classmethod
     def build(cls, chunk_ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
         """Tokenize and index every chunk."""

@@ -1,90 +1,70 @@
-"""The chunk store: a corpus's chunks in one Chroma collection, and the passages that find them
-(each sentence, and each pair of adjacent sentences, with its own vector) in a second one.
+"""The chunk store: one physical version of a corpus in three Chroma collections.
+
+- `<physical>`: the chunks, with their text and citation metadata;
+- `<physical>.passages`: each sentence and each pair of adjacent sentences, with its own vector;
+- `<physical>.articles`: one manifest per article naming its live version's chunks.
 
 Chroma facts this module is shaped by (chromadb 1.5): `upsert` merges metadata into an old
-record and `add` of an existing id is ignored, so a changed article's chunks are deleted before
-its new ones are added; two writing processes silently lose vectors, so writers hold a lock;
-a long-lived client does not see another process's writes, so readers reopen on a new stamp.
+record, so every key is always written; a write of many records is not atomic, so an article's
+new version is written under new chunk ids, and its manifest, written last, is what makes it
+live; readers accept only the chunks the manifests name.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeVar
 
-import chromadb
 import numpy as np
-from chromadb.api import ClientAPI
-from chromadb.api.client import SharedSystemClient
 from chromadb.errors import NotFoundError
-from filelock import FileLock, Timeout
 
 from index.articles import Article
+from index.chroma import ChromaConnection
 from index.chunking import Chunk
-from index.errors import CitebotError, ConfigError
+from index.coordination import writer_lock
+from index.errors import ConfigError
+from index.passage_ids import parse_passage_id, passage_id
+from index.records import PassageHit, PassageKind, PassageRecord, StoredArticle, StoredChunk
+from index.store_errors import (
+    EmbedderMismatchError,
+    IndexBusyError,
+    IndexMissingError,
+    OutdatedIndexError,
+    StoreError,
+    StoreUnavailableError,
+)
+
+__all__ = [
+    "INDEX_FORMAT",
+    "ChromaConnection",
+    "ChunkStore",
+    "EmbedderMismatchError",
+    "IndexBusyError",
+    "IndexMissingError",
+    "OutdatedIndexError",
+    "PassageHit",
+    "PassageKind",
+    "PassageRecord",
+    "StoreError",
+    "StoreUnavailableError",
+    "StoredArticle",
+    "StoredChunk",
+    "passage_id",
+    "validate_collection_name",
+    "writer_lock",
+]
 
 _COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
-_STAMP_FILE = "index-stamp.json"
 # Bumped when what an index holds changes. 2: sentence vectors beside the chunk vectors; 3: a
-# passage collection of sentences and two-sentence windows, chunk vectors their sentences' mean.
-INDEX_FORMAT = 3
-_LOCK_FILE = "index.lock"
-
-
-class StoreError(CitebotError):
-    """Base for index problems a user can act on; the message says what to do."""
-
-
-class IndexMissingError(StoreError):
-    """There is no index to read yet."""
-
-
-class EmbedderMismatchError(StoreError):
-    """The index was built with another embedding backend or model than the one configured."""
-
-
-class OutdatedIndexError(StoreError):
-    """The index was built by an older Citebot whose layout this one cannot read."""
-
-
-class IndexBusyError(StoreError):
-    """Another process is writing this index."""
-
-
-@dataclass(frozen=True)
-class StoredArticle:
-    """What the store knows of an indexed article: enough to tell if it changed or is partial."""
-
-    content_hash: str
-    expected_chunks: int
-    stored_chunks: int
-
-    @property
-    def complete(self) -> bool:
-        return self.stored_chunks == self.expected_chunks
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk as the store returns it, with its similarity to the query (cosine, 1 is best)."""
-
-    chunk_id: str
-    article_id: str
-    text: str
-    title: str
-    date: str | None
-    url: str | None
-    path: str
-    ordinal: int
-    start: int
-    end: int
-    score: float
+# passage collection of sentences and two-sentence windows, chunk vectors their sentences' mean;
+# 4: per-article manifests, chunk ids per article version.
+INDEX_FORMAT = 4
+_VECTOR = [1.0]  # manifests need no vector, Chroma wants one
+_T = TypeVar("_T")
 
 
 def validate_collection_name(name: str) -> str:
@@ -97,182 +77,159 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
-def open_client(data_dir: Path) -> ClientAPI:
-    """An embedded Chroma client storing under `data_dir/chroma`, telemetry off."""
-    chroma_dir = data_dir / "chroma"
-    chroma_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(
-        path=str(chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
-    )
-
-
-@contextmanager
-def writer_lock(data_dir: Path) -> Iterator[None]:
-    """Hold the data directory's writer lock, or fail at once if another process holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(data_dir / _LOCK_FILE))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise IndexBusyError(
-            f"another Citebot process is writing the index in {data_dir}; "
-            "wait for it to finish and try again"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def write_stamp(data_dir: Path, summary: dict[str, Any]) -> None:
-    """Record that the index changed, so readers in other processes reopen it."""
-    stamp = {"pid": os.getpid(), **summary}
-    temporary = data_dir / f".{_STAMP_FILE}.{os.getpid()}"
-    temporary.write_text(json.dumps(stamp, ensure_ascii=False), encoding="utf-8")
-    temporary.replace(data_dir / _STAMP_FILE)
-
-
-def read_stamp(data_dir: Path) -> dict[str, Any] | None:
-    """The last index run's stamp, or None before the first run."""
-    try:
-        return json.loads((data_dir / _STAMP_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-class ChromaConnection:
-    """A Chroma client that reopens when another process has changed the index since."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self._seen_stamp = read_stamp(data_dir)
-        self.client = open_client(data_dir)
-
-    def refresh(self) -> bool:
-        """Reopen the client if another process wrote a new stamp; True when it reopened."""
-        stamp = read_stamp(self.data_dir)
-        if stamp == self._seen_stamp:
-            return False
-        self._seen_stamp = stamp
-        if stamp is None or stamp.get("pid") == os.getpid():
-            return False
-        SharedSystemClient.clear_system_cache()
-        self.client = open_client(self.data_dir)
-        return True
-
-
-PassageKind = Literal["sentence", "window"]
-_KIND_CODES: dict[str, PassageKind] = {"s": "sentence", "w": "window"}
-
-
-def passage_id(chunk_id: str, kind: PassageKind, n: int) -> str:
-    """`<chunk id>.s<n>` or `<chunk id>.w<n>`: the id says whose passage it is, and what kind."""
-    return f"{chunk_id}.{kind[0]}{n}"
-
-
-def _parse_passage_id(passage: str) -> tuple[str, PassageKind]:
-    chunk_id, _, code = passage.rpartition(".")
-    return chunk_id, _KIND_CODES[code[0]]
-
-
 @dataclass(frozen=True)
-class PassageRecord:
-    """A sentence of a chunk, or a window of two adjacent ones, embedded on its own.
+class ArticleVersion:
+    """One article's new version, ready to store: its chunks and passages with their vectors."""
 
-    A question usually asks about one sentence, which a whole chunk's vector dilutes; a window
-    adds the neighbour that resolves "it" and "the company" (measured in `bench/quality.py`).
-    """
-
-    id: str
-    chunk_id: str
-    text: str
-    kind: PassageKind
-
-
-@dataclass(frozen=True)
-class PassageHit:
-    """A passage near a query vector: the chunk it belongs to, its kind and cosine similarity."""
-
-    chunk_id: str
-    kind: PassageKind
-    score: float
+    article: Article
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
+    passages: Sequence[PassageRecord]
+    passage_vectors: np.ndarray
 
 
 class ChunkStore:
-    """Chunks of one corpus in a Chroma collection, and their passages in a second one, tied
-    to the embedder that built them."""
+    """One physical version of a corpus, tied to the embedder that built it.
 
-    def __init__(self, client: ClientAPI, name: str, embedder_identity: str) -> None:
-        self._client = client
+    `live` (set by the reader that opens it) is the set of chunk ids of live article versions;
+    passage hits of other chunks (an update in progress, a killed run's leftovers) are dropped.
+    """
+
+    def __init__(self, connection: ChromaConnection, name: str, embedder_identity: str) -> None:
+        self._connection = connection
         self.name = validate_collection_name(name)
         self._passages_name = validate_collection_name(f"{name}.passages")
+        self._manifests_name = validate_collection_name(f"{name}.articles")
         self._embedder_identity = embedder_identity
         self._collection: Any = None
         self._passages: Any = None
+        self._manifests: Any = None
+        self.live: frozenset[str] | None = None
+
+    @property
+    def collection_names(self) -> tuple[str, str, str]:
+        return self.name, self._passages_name, self._manifests_name
+
+    def _guarded(self, call: Callable[[], _T]) -> _T:
+        with self._connection.guard():
+            return call()
 
     def open_for_writing(self) -> None:
         """Create the collections if needed; refuse ones built by another embedder or format."""
+        client = self._connection.client
         metadata = {"embedder": self._embedder_identity, "format": INDEX_FORMAT}
-        self._collection = self._client.get_or_create_collection(
-            self.name,
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata=metadata,
-        )
-        self._check_compatible()
-        self._passages = self._client.get_or_create_collection(
-            self._passages_name,
-            embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata=metadata,
-        )
+
+        def create(name: str, space: str = "cosine") -> Any:
+            return client.get_or_create_collection(
+                name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": space}},
+                metadata=metadata,
+            )
+
+        with self._connection.guard():
+            self._collection = create(self.name)
+            self._check_compatible()
+            self._passages = create(self._passages_name)
+            self._manifests = create(self._manifests_name, "l2")
 
     def open_for_reading(self) -> None:
         """Open existing collections; say how to build them when there are none."""
-        try:
-            self._collection = self._client.get_collection(self.name, embedding_function=None)
-        except NotFoundError:
-            raise IndexMissingError(
-                f"no index named {self.name!r} yet: run `citebot index PATH` first"
-            ) from None
-        self._check_compatible()
-        self._passages = self._client.get_collection(self._passages_name, embedding_function=None)
+        client = self._connection.client
+        with self._connection.guard():
+            try:
+                self._collection = client.get_collection(self.name, embedding_function=None)
+            except NotFoundError:
+                raise IndexMissingError(
+                    f"no index named {self.name!r} yet: run `citebot index PATH` first"
+                ) from None
+            self._check_compatible()
+            try:
+                self._passages = client.get_collection(self._passages_name, embedding_function=None)
+                self._manifests = client.get_collection(
+                    self._manifests_name, embedding_function=None
+                )
+            except NotFoundError:
+                raise OutdatedIndexError(_rebuild_hint(self.name, "is incomplete")) from None
 
     def drop(self) -> None:
-        """Delete both collections (for a rebuild)."""
-        for name in (self.name, self._passages_name):
-            with suppress(NotFoundError):
-                self._client.delete_collection(name)
-        self._collection = self._passages = None
+        """Delete the collections (after a rebuild replaced them)."""
+        client = self._connection.client
+        with self._connection.guard():
+            for name in self.collection_names:
+                with suppress(NotFoundError, ValueError):
+                    client.delete_collection(name)
+        self._collection = self._passages = self._manifests = None
 
     def count(self) -> int:
-        return int(self._collection.count())
+        """How many chunk records the store holds (live or not)."""
+        return int(self._guarded(self._collection.count))
 
-    def _pages(self, include: list[str]) -> Iterator[dict[str, Any]]:
-        """The whole chunk collection, a batch at a time."""
-        batch = self._client.get_max_batch_size()
-        for offset in range(0, self.count(), batch):
-            yield self._collection.get(include=include, limit=batch, offset=offset)
+    def passage_count(self) -> int:
+        return int(self._guarded(self._passages.count))
+
+    def _pages(self, collection: Any, include: list[str]) -> Iterator[dict[str, Any]]:
+        """A whole collection, a batch at a time."""
+        batch = self._guarded(self._connection.client.get_max_batch_size)
+        total = self._guarded(collection.count)
+        for offset in range(0, total, batch):
+            yield self._guarded(
+                lambda offset=offset: collection.get(include=include, limit=batch, offset=offset)
+            )
+
+    def _batches(self, ids: Sequence[str]) -> Iterator[list[str]]:
+        batch = self._guarded(self._connection.client.get_max_batch_size)
+        for first in range(0, len(ids), batch):
+            yield list(ids[first : first + batch])
+
+    def manifests(self) -> dict[str, StoredArticle]:
+        """Every live article version as its manifest names it (chunks not checked)."""
+        found: dict[str, StoredArticle] = {}
+        for page in self._pages(self._manifests, ["documents", "metadatas"]):
+            for article_id, document, metadata in zip(
+                page["ids"], page["documents"], page["metadatas"], strict=True
+            ):
+                chunk_ids = tuple(json.loads(document))
+                found[article_id] = StoredArticle(
+                    content_hash=str(metadata["content_hash"]),
+                    expected_chunks=len(chunk_ids),
+                    stored_chunks=len(chunk_ids),
+                    path=str(metadata.get("path", "")),
+                    chunk_ids=chunk_ids,
+                    passages=int(metadata.get("passages", 0)),
+                )
+        return found
 
     def stored_articles(self) -> dict[str, StoredArticle]:
-        """Every article in the store with its content hash and how many chunks it has."""
-        hashes: dict[str, tuple[str, int]] = {}
-        counts: dict[str, int] = {}
-        for page in self._pages(["metadatas"]):
-            for metadata in page["metadatas"]:
-                article_id = str(metadata["article"])
-                hashes[article_id] = (str(metadata["content_hash"]), int(metadata["chunk_count"]))
-                counts[article_id] = counts.get(article_id, 0) + 1
+        """Every article with a manifest, with how many of its chunks are really stored."""
+        present = set(self.chunk_ids())
         return {
-            article_id: StoredArticle(content_hash, expected, counts[article_id])
-            for article_id, (content_hash, expected) in hashes.items()
+            article_id: _with_stored(stored, sum(c in present for c in stored.chunk_ids))
+            for article_id, stored in self.manifests().items()
         }
 
-    def texts(self) -> tuple[list[str], list[str]]:
-        """Every chunk's id and its title plus text: what the lexical index is built from."""
+    def live_chunk_ids(self) -> list[str]:
+        """The chunks of every live article version, in a stable order."""
+        return sorted(c for stored in self.manifests().values() for c in stored.chunk_ids)
+
+    def chunk_ids(self) -> list[str]:
+        """Every stored chunk id, live or not."""
+        return [chunk_id for page in self._pages(self._collection, []) for chunk_id in page["ids"]]
+
+    def passage_ids(self) -> list[str]:
+        """Every stored passage id, live or not."""
+        return [passage for page in self._pages(self._passages, []) for passage in page["ids"]]
+
+    def texts(self, chunk_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """These chunks' ids and their titles plus texts: what the lexical index is built from."""
         ids: list[str] = []
         texts: list[str] = []
-        for page in self._pages(["documents", "metadatas"]):
+        for batch in self._batches(chunk_ids):
+            page = self._guarded(
+                lambda batch=batch: self._collection.get(
+                    ids=batch, include=["documents", "metadatas"]
+                )
+            )
             ids.extend(page["ids"])
             texts.extend(
                 f"{metadata.get('title', '')}\n{document}"
@@ -280,15 +237,13 @@ class ChunkStore:
             )
         return ids, texts
 
-    def chunk_ids(self) -> list[str]:
-        """Every chunk id, to check that a saved lexical index still matches."""
-        return [chunk_id for page in self._pages([]) for chunk_id in page["ids"]]
-
     def get(self, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
         """Chunks by id (score 0: the caller knows why it asked for them)."""
         if not chunk_ids:
             return {}
-        page = self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        page = self._guarded(
+            lambda: self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        )
         return {
             chunk_id: _stored_chunk(chunk_id, text, metadata, 0.0)
             for chunk_id, text, metadata in zip(
@@ -296,50 +251,73 @@ class ChunkStore:
             )
         }
 
-    def delete_article(self, article_id: str) -> None:
-        self._collection.delete(where={"article": article_id})
-        self._passages.delete(where={"article": article_id})
-
-    def replace_article(
-        self,
-        article: Article,
-        chunks: Sequence[Chunk],
-        vectors: np.ndarray,
-        passages: Sequence[PassageRecord],
-        passage_vectors: np.ndarray,
-    ) -> None:
-        """Store an article's new chunks and passages, then drop its old ones.
-
-        New before old, so a reader at any moment finds the old or the new version of the
-        article, never neither. Upsert is safe here because every metadata key is always
-        written (absent values as ""), so no stale key survives from an old record. Passages
-        go first: the chunks' count is what marks the article complete.
-        """
+    def write_versions(self, versions: Sequence[ArticleVersion]) -> None:
+        """Store new article versions: passages, then chunks, then the manifests that make
+        them live, each in as few Chroma calls as the batch limit allows."""
+        if not versions:
+            return
+        passages = [p for version in versions for p in version.passages]
         self._upsert(
             self._passages,
-            [passage.id for passage in passages],
-            passage_vectors,
-            [passage.text for passage in passages],
+            [p.id for p in passages],
+            np.concatenate([version.passage_vectors for version in versions]),
+            [p.text for p in passages],
             [
-                {"article": article.id, "chunk": passage.chunk_id, "kind": passage.kind}
-                for passage in passages
+                {"article": version.article.id, "chunk": p.chunk_id, "kind": p.kind}
+                for version in versions
+                for p in version.passages
             ],
         )
         self._upsert(
             self._collection,
-            [chunk.id for chunk in chunks],
-            vectors,
-            [chunk.text for chunk in chunks],
-            [_chunk_metadata(article, chunk, len(chunks)) for chunk in chunks],
+            [chunk.id for version in versions for chunk in version.chunks],
+            np.concatenate([version.vectors for version in versions]),
+            [chunk.text for version in versions for chunk in version.chunks],
+            [
+                _chunk_metadata(version.article, chunk, len(version.chunks))
+                for version in versions
+                for chunk in version.chunks
+            ],
         )
-        for collection, new_ids in (
-            (self._collection, {chunk.id for chunk in chunks}),
-            (self._passages, {passage.id for passage in passages}),
-        ):
-            old = collection.get(where={"article": article.id}, include=[])["ids"]
-            stale = [record_id for record_id in old if record_id not in new_ids]
-            if stale:
-                collection.delete(ids=stale)
+        self._upsert(
+            self._manifests,
+            [version.article.id for version in versions],
+            np.ones((len(versions), 1), dtype=np.float32),
+            [json.dumps([chunk.id for chunk in version.chunks]) for version in versions],
+            [_manifest_metadata(version.article, len(version.passages)) for version in versions],
+        )
+
+    def move(self, article: Article, stored: StoredArticle) -> None:
+        """Record an unchanged article's new path, without embedding anything again."""
+        path = str(article.path)
+        for batch in self._batches(stored.chunk_ids):
+            self._guarded(
+                lambda batch=batch: self._collection.update(
+                    ids=batch, metadatas=[{"path": path} for _ in batch]
+                )
+            )
+        self._guarded(
+            lambda: self._manifests.update(
+                ids=[article.id], metadatas=[_manifest_metadata(article, stored.passages)]
+            )
+        )
+
+    def retire(self, article_ids: Sequence[str]) -> None:
+        """Drop these articles' manifests: from now on no reader sees them."""
+        for batch in self._batches(article_ids):
+            self._guarded(lambda batch=batch: self._manifests.delete(ids=batch))
+
+    def delete_chunks(self, chunk_ids: Sequence[str]) -> None:
+        """Delete chunks and every passage of theirs."""
+        for batch in self._batches(sorted(set(chunk_ids))):
+            self._guarded(
+                lambda batch=batch: self._passages.delete(where={"chunk": {"$in": batch}})
+            )
+            self._guarded(lambda batch=batch: self._collection.delete(ids=batch))
+
+    def delete_passages(self, passage_ids: Sequence[str]) -> None:
+        for batch in self._batches(passage_ids):
+            self._guarded(lambda batch=batch: self._passages.delete(ids=batch))
 
     def _upsert(
         self,
@@ -349,37 +327,46 @@ class ChunkStore:
         documents: list[str],
         metadatas: list[dict[str, Any]],
     ) -> None:
-        batch = self._client.get_max_batch_size()
-        for first in range(0, len(ids), batch):
-            end = first + batch
-            collection.upsert(
-                ids=ids[first:end],
-                embeddings=vectors[first:end],
-                documents=documents[first:end],
-                metadatas=metadatas[first:end],
+        batch = self._guarded(self._connection.client.get_max_batch_size)
+        for start in range(0, len(ids), batch):
+            end = start + batch
+            self._guarded(
+                lambda start=start, end=end: collection.upsert(
+                    ids=ids[start:end],
+                    embeddings=vectors[start:end],
+                    documents=documents[start:end],
+                    metadatas=metadatas[start:end],
+                )
             )
 
     def search_passages(self, vector: np.ndarray, k: int) -> list[PassageHit]:
-        """The `k` passages nearest to a query vector, best first.
+        """The `k` passages nearest to a query vector, best first, of live chunks only.
 
         Chunk and kind are read from the passage id (`passage_id`), not from the metadata:
         fetching metadata for a few hundred hits would cost more than the search itself.
         """
         # Chroma returns fewer hits when it holds fewer; counting first would cost more than
         # the search.
-        result = self._passages.query(query_embeddings=[vector], n_results=k, include=["distances"])
-        return [
-            PassageHit(*_parse_passage_id(passage_id), 1.0 - distance)
-            for passage_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
+        result = self._guarded(
+            lambda: self._passages.query(
+                query_embeddings=[vector], n_results=k, include=["distances"]
+            )
+        )
+        hits = [
+            PassageHit(*parse_passage_id(passage), 1.0 - distance)
+            for passage, distance in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
+        return hits if self.live is None else [hit for hit in hits if hit.chunk_id in self.live]
 
     def sentences_of(self, chunk_ids: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
         """(chunk id, sentence, vector) for every stored sentence of these chunks."""
         if not chunk_ids:
             return []
-        page = self._passages.get(
-            where={"$and": [{"chunk": {"$in": list(chunk_ids)}}, {"kind": "sentence"}]},
-            include=["documents", "metadatas", "embeddings"],
+        page = self._guarded(
+            lambda: self._passages.get(
+                where={"$and": [{"chunk": {"$in": list(chunk_ids)}}, {"kind": "sentence"}]},
+                include=["documents", "metadatas", "embeddings"],
+            )
         )
         return [
             (str(metadata["chunk"]), document, np.asarray(vector))
@@ -388,20 +375,48 @@ class ChunkStore:
             )
         ]
 
-    def _check_compatible(self) -> None:
+    def compatibility_problem(self) -> StoreError | None:
+        """Why this store cannot be used with the configured embedder, or None."""
         metadata = self._collection.metadata or {}
         if metadata.get("format") != INDEX_FORMAT:
-            raise OutdatedIndexError(
-                f"the index {self.name!r} was built by an older Citebot; rebuild it with "
-                "`citebot index --rebuild PATH`"
-            )
+            return OutdatedIndexError(_rebuild_hint(self.name, "was built by an older Citebot"))
         built_with = metadata.get("embedder")
         if built_with != self._embedder_identity:
-            raise EmbedderMismatchError(
+            return EmbedderMismatchError(
                 f"the index {self.name!r} was built with {built_with}, but the configured "
                 f"embedder is {self._embedder_identity}; rebuild it with "
                 "`citebot index --rebuild PATH` (or configure the original model)"
             )
+        return None
+
+    def _check_compatible(self) -> None:
+        problem = self.compatibility_problem()
+        if problem is not None:
+            raise problem
+
+
+def _rebuild_hint(name: str, what: str) -> str:
+    return f"the index {name!r} {what}; rebuild it with `citebot index --rebuild PATH`"
+
+
+def _with_stored(stored: StoredArticle, present: int) -> StoredArticle:
+    return StoredArticle(
+        stored.content_hash,
+        stored.expected_chunks,
+        present,
+        stored.path,
+        stored.chunk_ids,
+        stored.passages,
+    )
+
+
+def _manifest_metadata(article: Article, passages: int) -> dict[str, Any]:
+    return {
+        "content_hash": article.content_hash,
+        "path": str(article.path),
+        "title": article.title,
+        "passages": passages,
+    }
 
 
 def _chunk_metadata(article: Article, chunk: Chunk, chunk_count: int) -> dict[str, Any]:

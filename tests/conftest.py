@@ -34,3 +34,31 @@ def seed_articles() -> Path:
     if not SEED_ARTICLES.is_dir():
         pytest.skip(f"shared evaluation sets not found at {SHARED_EVAL}")
     return SEED_ARTICLES
+
+
+@pytest.fixture(scope="session")
+def chroma_server_url(tmp_path_factory: pytest.TempPathFactory):
+    """With CITEBOT_TEST_CHROMA=server: one real `chroma run` for the session; else None."""
+    from tests.helpers.chroma import chroma_server, server_mode
+
+    if not server_mode():
+        yield None
+        return
+    with chroma_server(tmp_path_factory.mktemp("chroma-server")) as url:
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def chroma_database(chroma_server_url, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """In server mode every test gets its own database on the server, through the settings'
+    variables (so the CLI, the bot and `tests.helpers.chroma.connection` all use it)."""
+    monkeypatch.delenv("CITEBOT_CHROMA_URL", raising=False)
+    monkeypatch.delenv("CITEBOT_CHROMA_DATABASE", raising=False)
+    if chroma_server_url is None:
+        return None
+    from tests.helpers.chroma import new_database
+
+    database = new_database(chroma_server_url)
+    monkeypatch.setenv("CITEBOT_CHROMA_URL", chroma_server_url)
+    monkeypatch.setenv("CITEBOT_CHROMA_DATABASE", database)
+    return database

@@ -1,14 +1,16 @@
 """/reindex (server managers): show what will change, index with live progress, summarise.
 
 It reindexes the invoking channel's scope (its mapped folder and collection, or the default),
-one run at a time. Answers keep coming during a run: indexing writes an article's new chunks
-before deleting its old ones, and readers are swapped for fresh ones when the run is done.
+one run at a time. Answers keep coming during a run: readers see each article's old version
+until the run publishes its new generation, and an index that must be rebuilt (another
+embedding model, an older format) is rebuilt beside the live one and switched to when done.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import math
 
@@ -117,7 +119,12 @@ class Reindex(commands.Cog):
         progress = ProgressReporter(message)
         try:
             report: IndexReport = await asyncio.to_thread(
-                corpus.sync, [scope.articles], on_progress=progress.report_from_thread
+                functools.partial(
+                    corpus.sync,
+                    [scope.articles],
+                    rebuild_if_incompatible=True,
+                    on_progress=progress.report_from_thread,
+                )
             )
         except StoreError as error:  # e.g. another process is writing the index
             await progress.finish(f"Reindex stopped: {error}")

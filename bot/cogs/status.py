@@ -57,12 +57,11 @@ class Status(commands.Cog):
 
     def _index_counts(self, scope: Scope) -> tuple[int | None, int | None, str | None]:
         """(articles, chunks, None) in the scope's collection, or (None, None, why not)."""
-        store = self.bot.engine.corpus(scope.collection).store()
         try:
-            store.open_for_reading()
+            articles, chunks = self.bot.engine.corpus(scope.collection).counts()
         except StoreError as error:
             return None, None, str(error)
-        return len(store.stored_articles()), store.count(), None
+        return articles, chunks, None
 
 
 async def setup(bot: CitebotBot) -> None:

@@ -9,7 +9,7 @@ from bot.answering import NO_ANSWER, ExtractiveAnswerer, QuestionError
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.retrieval import calibrated_policy
-from index.store import ChromaConnection
+from tests.helpers.chroma import connection as chroma_connection
 
 ENGLISH_ARTICLES = {
     "glasses.md": "---\ntitle: Meta bets on AI glasses\ndate: 2025-12-01\nurl: https://example.com/glasses\n---\n"
@@ -27,7 +27,9 @@ def seed_answerer(e5, tmp_path_factory, request):
     seed = Path(request.config.rootpath).parent / "shared/eval/seed-news/articles"
     if not seed.is_dir():
         pytest.skip("shared evaluation sets not found")
-    corpus = Corpus(ChromaConnection(tmp_path_factory.mktemp("data")), "seed", e5, ChunkingConfig())
+    corpus = Corpus(
+        chroma_connection(tmp_path_factory.mktemp("data")), "seed", e5, ChunkingConfig()
+    )
     corpus.sync([seed])
     return ExtractiveAnswerer(corpus.retriever(), abstention=calibrated_policy(e5.identity))
 
@@ -88,7 +90,7 @@ def test_sentence_transformers_backend_answers_from_the_right_article(minilm, tm
     folder.mkdir()
     for name, text in ENGLISH_ARTICLES.items():
         (folder / name).write_text(text, encoding="utf-8")
-    corpus = Corpus(ChromaConnection(tmp_path / "data"), "english", minilm, ChunkingConfig(64, 8))
+    corpus = Corpus(chroma_connection(tmp_path / "data"), "english", minilm, ChunkingConfig(64, 8))
     corpus.sync([folder])
     answer = ExtractiveAnswerer(corpus.retriever()).answer(
         "How much memory bandwidth does Rubin have?"

