@@ -13,7 +13,6 @@ from index.store import (
     IndexBusyError,
     IndexMissingError,
     OutdatedIndexError,
-    writer_lock,
 )
 from tests.helpers.chroma import connection as chroma_connection
 
