@@ -25,7 +25,7 @@ from chromadb.errors import ChromaAuthError, InternalError
 from pydantic import SecretStr
 
 from index.errors import ConfigError
-from index.store_errors import StoreUnavailableError
+from index.store_errors import StoreDamagedError, StoreUnavailableError
 
 _TOKEN_PROVIDER = "chromadb.auth.token_authn.TokenAuthClientProvider"
 CHROMA_SUBDIR = "chroma"
@@ -135,7 +135,7 @@ class ChromaConnection:
         writes, so a reader reopens after another process published a new generation.
         """
         with self._opening:
-            if self._client is not None and self.embedded:
+            if self.embedded:
                 SharedSystemClient.clear_system_cache()
             self._client = None
 
@@ -152,53 +152,60 @@ class ChromaConnection:
                 raise
             if self.server is not None:
                 self._client = None  # reconnect on the next request
-            raise StoreUnavailableError(problem) from None
+            raise problem from None
 
-    def _fault(self, error: BaseException) -> str | None:
+    def _fault(self, error: BaseException) -> StoreUnavailableError | None:
         """What to tell the operator about `error`, or None when it is a bug."""
-        if self.server is not None:
-            if isinstance(error, httpx.TransportError) or (
-                isinstance(error, ValueError) and "Could not connect" in str(error)
-            ):
-                return (
-                    f"the index is unavailable: {self.where} cannot be reached; check that it "
-                    "is running (Citebot tries again on the next request)"
-                )
-            if isinstance(error, ChromaAuthError):
-                return f"the index is unavailable: {self.where} refused CITEBOT_CHROMA_TOKEN"
-            if isinstance(error, InternalError | httpx.HTTPStatusError):
-                return f"the index is unavailable: {self.where} failed ({_first_line(error)})"
+        if self.server is None:
+            return disk_fault(error, self.chroma_dir)
+        if isinstance(error, httpx.TransportError) or (
+            isinstance(error, ValueError) and "Could not connect" in str(error)
+        ):
+            problem = "cannot be reached; check that it is running (Citebot tries again)"
+        elif isinstance(error, ChromaAuthError):
+            problem = "refused CITEBOT_CHROMA_TOKEN"
+        elif isinstance(error, InternalError | httpx.HTTPStatusError):
+            problem = f"failed ({_first_line(error)})"
+        else:
             return None
-        return disk_fault(error, self.chroma_dir)
+        return StoreUnavailableError(f"the index is unavailable: {self.where} {problem}")
 
 
 _DISK_FULL = ("disk is full", "no space", "error in compaction")
 _READ_ONLY = ("readonly database", "read-only", "permission denied")
-_DAMAGED = ("malformed", "not a database", "database disk image", "panicked", "corrupt")
+_DAMAGED = (
+    "malformed",
+    "not a database",
+    "database disk image",
+    "panicked",
+    "corrupt",
+    "failed to pull logs",
+)
 
 
-def disk_fault(error: BaseException, folder: Path) -> str | None:
+def disk_fault(error: BaseException, folder: Path) -> StoreUnavailableError | None:
     """What to tell the operator when the embedded store in `folder` fails, or None for a bug."""
     text = str(error).casefold()
     number = getattr(error, "errno", None)
+    where = f"the index is unavailable: {folder}"
     if number == errno.ENOSPC or any(mark in text for mark in _DISK_FULL):
-        return f"the index in {folder} cannot be written: the disk is full; free some space"
+        return StoreUnavailableError(f"{where} cannot be written: the disk is full; free space")
     if (
         number in (errno.EACCES, errno.EPERM, errno.EROFS)
         or isinstance(error, PermissionError)
         or any(mark in text for mark in _READ_ONLY)
     ):
-        return (
-            f"the index in {folder} cannot be written: fix the folder's permissions "
+        return StoreUnavailableError(
+            f"{where} cannot be written: fix the folder's permissions "
             "(or point CITEBOT_DATA_DIR at a writable folder)"
         )
     if any(mark in text for mark in _DAMAGED) or isinstance(error, sqlite3.DatabaseError):
-        return (
-            f"the index in {folder} is damaged; rebuild it with `citebot index --rebuild` "
+        return StoreDamagedError(
+            f"{where} is damaged; rebuild it with `citebot index --rebuild` "
             "(the damaged files are moved aside)"
         )
     if isinstance(error, InternalError | OSError) and not isinstance(error, FileNotFoundError):
-        return f"the index in {folder} cannot be used ({_first_line(error)})"
+        return StoreUnavailableError(f"{where} cannot be used ({_first_line(error)})")
     return None
 
 

@@ -152,7 +152,7 @@ class WriterLease:
         leases = self._meta.leases(self._name)
         current = max(leases, default=0)
         holder = leases.get(current)
-        if holder is not None and float(holder["expires"]) > time.time():
+        if holder is not None and _alive(holder):
             raise _busy(self._name, holder)
         epoch = current + 1
         self._meta.try_add_lease(self._name, epoch, self._record(time.time() + self._seconds))
@@ -203,6 +203,22 @@ class WriterLease:
                 self._renew()
             except StoreError as error:  # the run fails on its next write anyway
                 log.warning("could not renew the writer lease: %s", error)
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    """Whether a lease's writer may still be running: not expired, and, when it ran on this
+    host, its process still exists (a killed `citebot index` here is taken over at once)."""
+    if float(holder["expires"]) <= time.time():
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 def _busy(name: str, holder: dict[str, Any]) -> IndexBusyError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ from index.store import (
     OutdatedIndexError,
     StoreError,
 )
+from index.store_errors import StoreDamagedError
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,19 @@ class Corpus:
         )
 
     @contextmanager
-    def writer(self) -> Iterator[WriterLease]:
+    def writer(self, *, set_aside_damaged: bool = False) -> Iterator[WriterLease]:
         """Hold the right to write this collection: the lease in Chroma, and in embedded mode
-        the data directory's file lock too. Raises `IndexBusyError` when another writer has it."""
+        the data directory's file lock too. Raises `IndexBusyError` when another writer has it.
+
+        `set_aside_damaged` (a rebuild): a damaged embedded store is moved aside first, so the
+        rebuild starts from an empty one.
+        """
         with ExitStack() as stack:
             if self._connection.embedded:
-                stack.enter_context(writer_lock(self._connection.data_dir))
+                with self._connection.guard():
+                    stack.enter_context(writer_lock(self._connection.data_dir))
+                if set_aside_damaged:
+                    self._set_aside_if_damaged()
             lease = stack.enter_context(
                 WriterLease(self._meta, self.collection, self._connection.lease_seconds)
             )
@@ -110,7 +119,7 @@ class Corpus:
         `rebuild_if_incompatible`) builds a new physical version and switches readers to it
         only when it is complete; until then they keep reading the old one.
         """
-        with self.writer() as lease:
+        with self.writer(set_aside_damaged=rebuild) as lease:
             pointer = self._pointer()
             live = self._store_of(pointer)
             problem = self._problem(live)
@@ -151,6 +160,24 @@ class Corpus:
                 report.repaired = indexer.collect_garbage(plan)
             report.chunks_total = target.count()
         return report
+
+    def _set_aside_if_damaged(self) -> None:
+        """Read the live version through; if the files are damaged, rename the embedded
+        store's folder to `chroma.broken-<UTC time>` (kept for inspection) and start afresh."""
+        try:
+            store = self._store_of(self._pointer())
+            if self._problem(store) is None:
+                store.count()
+                store.manifests()
+        except StoreDamagedError as error:
+            chroma_dir = self._connection.chroma_dir
+            moment = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            broken = chroma_dir.with_name(f"{chroma_dir.name}.broken-{moment}")
+            log.warning("%s; moving it to %s", error, broken)
+            self._connection.reopen()
+            with self._connection.guard():
+                self._connection.chroma_dir.rename(broken)
+            self._connection.seen_generations.clear()
 
     def _problem(self, store: ChunkStore) -> StoreError | None:
         """Why the store cannot be updated in place (missing or incompatible), or None."""

@@ -27,3 +27,7 @@ class IndexBusyError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The index cannot be reached or read right now (server down, disk full, damaged files)."""
+
+
+class StoreDamagedError(StoreUnavailableError):
+    """The embedded store's files are damaged; `citebot index --rebuild` moves them aside."""

@@ -10,7 +10,7 @@ import pytest
 
 from bot.client import CitebotBot
 from bot.engine import Engine
-from index.store import IndexBusyError, writer_lock
+from index.store import IndexBusyError
 from tests.bot.discord.conftest import (
     assert_nothing_pings,
     make_bot,
@@ -116,10 +116,10 @@ async def test_admin_reindex_plans_shows_progress_and_answers_questions_meanwhil
 async def test_reindex_reports_another_process_writing_the_index(
     fake: FakeDiscord, citebot: CitebotBot, indexed_engine: Engine
 ) -> None:
-    data_dir = indexed_engine.settings.data_dir
-    with writer_lock(data_dir):  # as another `citebot index` would
+    other_writer = indexed_engine.corpus()  # as another `citebot index` would hold it
+    with other_writer.writer():
         await run_command(fake, citebot, "reindex", user=fake.admin_user)
-        with pytest.raises(IndexBusyError) as busy, writer_lock(data_dir):
+        with pytest.raises(IndexBusyError) as busy, other_writer.writer():
             pass
 
     # The progress message is the one channel message not tied to an interaction.
