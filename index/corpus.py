@@ -200,13 +200,11 @@ class Corpus:
             ChunkStore(self._connection, name, self.embedder.identity).drop()
 
     def plan(self, paths: Sequence[Path]) -> IndexPlan:
-        """What `sync` would add, update and remove, without embedding or writing anything."""
+        """What `sync` would add, update and remove, without embedding or writing anything
+        (everything is added when there is no index yet or it must be rebuilt)."""
         store = self.store()
-        try:
-            store.open_for_reading()
-        except IndexMissingError:
-            return plan_index(load_articles(paths), None, paths)
-        return plan_index(load_articles(paths), store, paths)
+        loaded = load_articles(paths)
+        return plan_index(loaded, None if self._problem(store) else store, paths)
 
     def counts(self) -> tuple[int, int]:
         """(articles, chunks) readers see; raises the store's errors when it cannot be read."""

@@ -16,6 +16,7 @@ from index.corpus import Corpus
 from index.lexical import LexicalIndex
 from index.store import ChunkStore, IndexBusyError
 from tests.helpers.chroma import connection as chroma_connection
+from tests.helpers.chroma import server_mode
 from tests.helpers.embedders import GatedEmbedder, MemoisingEmbedder
 
 ARTICLES = {
@@ -261,3 +262,24 @@ def test_a_killed_rebuild_changes_nothing_live_and_the_next_run_removes_it(
     report = corpus.sync([folder])
     assert report.chunks_embedded == 0
     assert _physical_names(corpus) == {live}, "the next run removed the partial version"
+
+
+@pytest.mark.skipif(not server_mode(), reason="two hosts share one Chroma server")
+def test_two_data_directories_on_one_server_share_one_index_and_one_writer(
+    tmp_path, folder, embedder
+):
+    host_a = Corpus(chroma_connection(tmp_path / "host-a"), "articles", embedder, CHUNKING)
+    host_b = Corpus(chroma_connection(tmp_path / "host-b"), "articles", embedder, CHUNKING)
+    host_a.sync([folder])
+    assert host_b.retriever().retrieve(AVOCADO_QUESTION, 1).chunks[0].article_id == "avocado.md"
+
+    with host_a.writer(), pytest.raises(IndexBusyError, match="another Citebot process"):
+        host_b.sync([folder])
+
+    (folder / "ferry.md").write_text("The ferry Blue Whale carries 400 people.", "utf-8")
+    seen = host_a.generation()
+    host_b.sync([folder])
+    assert host_a.generation() == seen + 1
+    hits = host_a.retriever().retrieve("How many people does Blue Whale carry?", 1).chunks
+    assert hits[0].article_id == "ferry.md"
+    assert not (tmp_path / "host-a" / "chroma").exists(), "nothing is stored locally"

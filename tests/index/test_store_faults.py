@@ -1,0 +1,148 @@
+"""Data-directory faults of the embedded store: a damaged, full, read-only or deleted data
+directory is one clear `StoreUnavailableError` naming the folder and what to do, and
+`citebot index --rebuild` recovers from damage by moving the broken files aside."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from index.chroma import ChromaConnection
+from index.chunking import ChunkingConfig
+from index.corpus import Corpus
+from index.store import IndexMissingError, StoreUnavailableError
+from index.store_errors import StoreDamagedError
+from tests.helpers.chroma import LEASE_SECONDS, server_mode
+from tests.helpers.embedders import MemoisingEmbedder
+
+pytestmark = pytest.mark.skipif(server_mode(), reason="faults of the embedded store's files")
+
+ARTICLES = {
+    "avocado.md": "---\ntitle: Avocado\n---\nMeta's model Avocado distils Gemma, gpt-oss and Qwen.",
+    "llama.md": "---\ntitle: Llama\n---\nLlama 4 disappointed Silicon Valley. Its team moved.",
+}
+QUESTION = "Which models does Avocado distil?"
+
+
+@pytest.fixture(scope="module")
+def embedder(e5) -> MemoisingEmbedder:
+    return MemoisingEmbedder(e5)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    for name, text in ARTICLES.items():
+        (articles / name).write_text(text, encoding="utf-8")
+    return articles
+
+
+def _corpus(data_dir: Path, embedder) -> Corpus:
+    connection = ChromaConnection(data_dir, None, LEASE_SECONDS)
+    return Corpus(connection, "articles", embedder, ChunkingConfig(64, 8))
+
+
+def test_a_damaged_store_says_rebuild_and_rebuild_moves_it_aside(tmp_path, folder, embedder):
+    data_dir = tmp_path / "data"
+    _corpus(data_dir, embedder).sync([folder])
+    database = data_dir / "chroma" / "chroma.sqlite3"
+    with database.open("r+b") as file:
+        file.write(os.urandom(4096))  # garbage over the header
+
+    with pytest.raises(StoreDamagedError) as damaged:
+        _corpus(data_dir, embedder).retriever()
+    message = str(damaged.value)
+    assert str(data_dir / "chroma") in message
+    assert "citebot index --rebuild" in message
+    assert "\n" not in message
+
+    report = _corpus(data_dir, embedder).sync([folder], rebuild=True)
+    assert sorted(report.added) == sorted(ARTICLES)
+    [broken] = data_dir.glob("chroma.broken-*")
+    assert (broken / "chroma.sqlite3").exists(), "the damaged files are kept for inspection"
+    hits = _corpus(data_dir, embedder).retriever().retrieve(QUESTION, 1).chunks
+    assert hits[0].article_id == "avocado.md"
+
+
+def test_a_deleted_data_directory_says_to_index(tmp_path, folder, embedder):
+    data_dir = tmp_path / "data"
+    _corpus(data_dir, embedder).sync([folder])
+    shutil.rmtree(data_dir)
+    with pytest.raises(IndexMissingError, match="citebot index"):
+        _corpus(data_dir, embedder).retriever()
+
+
+@pytest.mark.parametrize(
+    ("number", "advice"),
+    [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "fix the folder's permissions")],
+)
+def test_os_errors_from_chroma_become_one_line_naming_the_folder(
+    tmp_path, folder, embedder, monkeypatch, number, advice
+):
+    data_dir = tmp_path / "data"
+    corpus = _corpus(data_dir, embedder)
+    corpus.sync([folder])
+    (folder / "new.md").write_text("A new article about glasses.", encoding="utf-8")
+    store_type = type(corpus.store())
+
+    def fail(*_: object, **__: object) -> None:
+        raise OSError(number, os.strerror(number))
+
+    monkeypatch.setattr(store_type, "write_versions", _guarded_failure(fail))
+    with pytest.raises(StoreUnavailableError) as fault:
+        corpus.sync([folder])
+    assert str(data_dir / "chroma") in str(fault.value)
+    assert advice in str(fault.value)
+
+
+def _guarded_failure(fail):
+    """A store method that fails inside the connection's guard, as Chroma's calls do."""
+
+    def method(self, *args: object, **kwargs: object) -> None:
+        with self._connection.guard():
+            fail(*args, **kwargs)
+
+    return method
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs mounted for the test (needs root); skips where mounting is not allowed."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_file_system_says_free_space(tmpfs, folder, embedder):
+    subprocess.run(["mount", "-o", "remount,size=600k", str(tmpfs)], check=True)
+    with pytest.raises(StoreUnavailableError, match="disk is full") as fault:
+        _corpus(tmpfs / "data", embedder).sync([folder])
+    assert str(tmpfs / "data" / "chroma") in str(fault.value)
+
+
+def test_a_read_only_file_system_says_fix_permissions(tmpfs, folder, embedder):
+    _corpus(tmpfs / "data", embedder).sync([folder])
+    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    (folder / "new.md").write_text("A new article about glasses.", encoding="utf-8")
+    for attempt in (
+        lambda: _corpus(tmpfs / "data", embedder).sync([folder]),
+        lambda: _corpus(tmpfs / "data", embedder).retriever(),
+    ):
+        with pytest.raises(StoreUnavailableError, match="fix the folder's permissions") as fault:
+            attempt()
+        assert str(tmpfs / "data") in str(fault.value)
