@@ -207,6 +207,8 @@ def _retrieval_json(retrieval: Retrieval) -> dict[str, object]:
 def _print_report(report: IndexReport) -> None:
     for failure in report.failures:
         print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
+    for note in report.notes:
+        print(f"note {note.path}: {note.message}", file=sys.stderr)
     summary = report.summary()
     print(
         f"articles: {summary['added']} added, {summary['updated']} updated, "

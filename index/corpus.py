@@ -61,6 +61,7 @@ class Corpus:
                 on_plan(plan)
             chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens, self._chunking)
             report = Indexer(store, self.embedder, chunker).run(plan, loaded.failures, on_progress)
+            report.notes = loaded.notes
             LexicalIndex.build(*store.texts()).save(self._lexical_dir)
             write_stamp(
                 self._connection.data_dir, {"collection": self.collection, **report.summary()}

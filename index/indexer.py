@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from index.articles import Article, LoadFailure
+from index.articles import Article, LoadFailure, LoadNote
 from index.chunking import Chunk, Chunker, passage_with_title
 from index.embedding import Embedder
 from index.sentences import sentence_spans
@@ -50,6 +50,7 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
+    notes: list[LoadNote] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
