@@ -209,6 +209,8 @@ def _print_report(report: IndexReport) -> None:
         print(f"skipped {failure.path}: {failure.reason}", file=sys.stderr)
     for article_id in report.kept:
         print(f"kept {article_id}, unreadable now: its last good version stays", file=sys.stderr)
+    for note in report.notes:
+        print(f"note {note.path}: {note.message}", file=sys.stderr)
     summary = report.summary()
     print(
         f"articles: {summary['added']} added, {summary['updated']} updated, "

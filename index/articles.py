@@ -1,7 +1,9 @@
 """Loading the team's article files (text, Markdown, HTML, JSON, JSON Lines) as Article records.
 
-Every file's bytes go through `decode_bytes`. A file or record that cannot be loaded becomes a
-`LoadFailure` with the reason, and loading goes on with the rest.
+Every file is read through `read_contained` (inside its folder, regular, bounded) and decoded by
+`decode_bytes`. A file or record that cannot be loaded becomes a `LoadFailure` with the reason,
+and loading goes on with the rest; a file loaded with undecodable bytes replaced gets a
+`LoadNote`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -20,10 +22,10 @@ import frontmatter
 import trafilatura
 import yaml
 
-from index.decoding import UndecodableError, decode_bytes
+from index.decoding import DecodedText, UndecodableError, decode_bytes
+from index.reading import OUTSIDE_ROOT, UnreadableFileError, contains, read_contained
 
-_MEGABYTE = 1024 * 1024
-MAX_FILE_BYTES = 20 * _MEGABYTE
+MAX_FILE_BYTES = 20 * 1024 * 1024
 _TITLE_MAX_CHARS = 120
 # The seed convention for .txt files: "date 2025-12-11 " opens the first line.
 _TXT_DATE_HEADER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+")
@@ -59,12 +61,21 @@ class LoadFailure:
     reason: str
 
 
+@dataclass(frozen=True)
+class LoadNote:
+    """Something a user should know about a file that was loaded, such as replaced bytes."""
+
+    path: Path
+    message: str
+
+
 @dataclass
 class LoadResult:
-    """Everything a load produced: the articles, and the failures to report."""
+    """Everything a load produced: the articles, and the failures and notes to report."""
 
     articles: list[Article]
     failures: list[LoadFailure]
+    notes: list[LoadNote] = field(default_factory=list)
 
 
 class _ParseError(ValueError):
@@ -100,6 +111,7 @@ def load_articles(roots: Sequence[Path]) -> LoadResult:
     return LoadResult(
         articles=[item for item in loaded if isinstance(item, Article)],
         failures=[item for item in loaded if isinstance(item, LoadFailure)],
+        notes=[item for item in loaded if isinstance(item, LoadNote)],
     )
 
 
@@ -116,38 +128,63 @@ def _id_prefixes(roots: Sequence[Path]) -> list[str]:
     return prefixes
 
 
-def _load_root(root: Path, prefix: str) -> Iterator[Article | LoadFailure]:
-    """Load the article files a folder holds, or the root itself when it is a file."""
-    if root.is_file():
-        yield from _load_file(root, prefix or root.name)
-    elif root.is_dir():
-        for path in _source_files(root):
+_Loaded = Article | LoadFailure | LoadNote
+
+
+def _load_root(root: Path, prefix: str) -> Iterator[_Loaded]:
+    """Load the article files a folder holds, or the root itself when it is a file.
+
+    A folder's files are read only where they resolve inside the folder; a file named on its
+    own is read where it resolves (the user chose it), if it is a regular file.
+    """
+    resolved = Path(os.path.realpath(root))
+    if root.is_dir():
+        files, outside = _source_files(root, resolved)
+        yield from outside
+        for path in files:
             relative_id = path.relative_to(root).as_posix()
-            yield from _load_file(path, f"{prefix}/{relative_id}" if prefix else relative_id)
+            yield from _load_file(
+                path, f"{prefix}/{relative_id}" if prefix else relative_id, resolved
+            )
+    elif os.path.lexists(root):
+        yield from _load_file(root, prefix or root.name, resolved)
     else:
         yield LoadFailure(root, "not found")
 
 
-def _source_files(root: Path) -> list[Path]:
-    """Supported, non-hidden files under root (hidden folders skipped), in sorted order."""
+def _source_files(root: Path, resolved_root: Path) -> tuple[list[Path], list[LoadFailure]]:
+    """Supported, non-hidden files under root (hidden folders skipped), in sorted order, and a
+    failure for every linked folder that leads out of it (linked folders are not followed)."""
     found = []
+    outside = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in subfolders:
+            link = Path(folder, name)
+            if link.is_symlink() and not contains(resolved_root, os.path.realpath(link)):
+                outside.append(LoadFailure(link, OUTSIDE_ROOT))
         found.extend(
             Path(folder, name)
             for name in names
             if not name.startswith(".") and Path(name).suffix.lower() in _PARSERS
         )
-    return sorted(found, key=lambda path: path.relative_to(root).parts)
+    return sorted(found, key=lambda path: path.relative_to(root).parts), sorted(
+        outside, key=lambda failure: failure.path
+    )
 
 
-def _load_file(path: Path, file_id: str) -> Iterator[Article | LoadFailure]:
-    """The articles one file holds, and a failure for the file or for each bad record."""
+def _load_file(path: Path, file_id: str, root: Path) -> Iterator[_Loaded]:
+    """The articles one file holds, a failure for the file or for each bad record, and a note
+    when some of its bytes could not be decoded."""
     try:
-        parsed = _parser_for(path)(_read_text(path))
+        parser = _parser_for(path)
+        decoded = _read_text(path, root)
+        parsed = parser(decoded.text)
     except _ParseError as error:
         yield LoadFailure(path, str(error))
         return
+    if decoded.note:
+        yield LoadNote(path, decoded.note)
     for item in parsed:
         if isinstance(item, _ParseError):
             yield LoadFailure(path, str(item))
@@ -164,16 +201,13 @@ def _parser_for(path: Path) -> Callable[[str], _Parsed]:
     return _PARSERS[suffix]
 
 
-def _read_text(path: Path) -> str:
-    """The file's decoded text; too large, unreadable or binary files raise _ParseError."""
+def _read_text(path: Path, root: Path) -> DecodedText:
+    """The file's decoded text; a file outside root, not regular, too large, unreadable or
+    binary raises _ParseError."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            limit = MAX_FILE_BYTES // _MEGABYTE
-            raise _ParseError(f"file too large: {size / _MEGABYTE:.1f} MB (limit {limit} MB)")
-        data = path.read_bytes()
-    except OSError as error:
-        raise _ParseError(f"cannot read: {error.strerror or error}") from error
+        data = read_contained(path, root, MAX_FILE_BYTES)
+    except UnreadableFileError as error:
+        raise _ParseError(str(error)) from error
     try:
         return decode_bytes(data)
     except UndecodableError as error:

@@ -6,9 +6,17 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from index.sentences import Span, clause_cut_points, sentence_spans
+from index.sentences import Span, last_clause_cut, sentence_spans
 
 TokenCounter = Callable[[str], int]
+# Cutting an over-long sentence: a piece is accepted once it fills this share of the budget,
+# and the interpolation aims a little under the budget so its first probe usually fits.
+_FILL = 0.9
+_AIM = 0.95
+_MAX_PROBES = 8
+# A sentence longer than this many characters per budget token is cut without being counted
+# whole first (cutting finds out when it fits after all).
+_MAX_CHARS_PER_TOKEN = 32
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,9 @@ class Chunker:
         """Sentences with their token counts; a sentence over budget is cut into pieces."""
         units = []
         for span in sentence_spans(text):
-            tokens = self._count(text[span.start : span.end])
+            # A sentence far longer than a budget's worth of text is not counted whole.
+            long = span.end - span.start > budget * _MAX_CHARS_PER_TOKEN
+            tokens = budget + 1 if long else self._count(text[span.start : span.end])
             if tokens <= budget:
                 units.append((span, tokens))
             else:
@@ -75,31 +85,51 @@ class Chunker:
         return units
 
     def _cut_long(self, text: str, span: Span, budget: int) -> list[tuple[Span, int]]:
-        """Cut an over-long sentence at clause marks, or at the longest prefix that fits."""
+        """Cut an over-long sentence into pieces that fit, each ending at the last clause mark
+        that fits, else at the last whitespace, else after the last character that fits.
+
+        Every piece costs a few tokenizer calls on about its own length, so cutting is linear in
+        the sentence whatever its punctuation.
+        """
         pieces = []
         start = span.start
-        cut_points = [*clause_cut_points(text, span.start, span.end), span.end]
+        guess = budget
         while start < span.end:
-            fitting = [c for c in cut_points if c > start and self._fits(text, start, c, budget)]
-            end = (
-                fitting[-1]
-                if fitting
-                else self._longest_fitting_prefix(text, start, span.end, budget)
-            )
-            pieces.append((Span(start, end, span.paragraph), self._count(text[start:end])))
-            start = end
+            limit, limit_tokens = self._fitting_end(text, start, span.end, budget, guess)
+            end = limit if limit == span.end else _last_cut(text, start, limit)
+            tokens = limit_tokens if end == limit else self._count(text[start:end])
+            if tokens > budget:  # token counts are not quite monotonic in the text's length
+                end, tokens = limit, limit_tokens
+            pieces.append((Span(start, end, span.paragraph), tokens))
+            guess = limit - start
+            start = _skip_space(text, end, span.end)
         return pieces
 
-    def _longest_fitting_prefix(self, text: str, start: int, end: int, budget: int) -> int:
-        """Binary search for the furthest end position whose slice fits the budget (≥1 char)."""
-        low, high = start + 1, end
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self._fits(text, start, middle, budget):
-                low = middle
+    def _fitting_end(
+        self, text: str, start: int, end: int, budget: int, guess: int
+    ) -> tuple[int, int]:
+        """A position p in (start, end] whose slice `text[start:p]` fits the budget and fills at
+        least `_FILL` of it (or reaches `end`), with its token count, found by interpolating on
+        token counts from a guessed length: each probe scales the slice by budget over the
+        tokens it counted, so a piece takes two or three probes of about its own length."""
+        fitting, too_long = start + 1, end + 1  # one character always fits a budget of 16
+        fitting_tokens = self._count(text[start:fitting]) if guess < 1 else 0
+        probe = min(end, start + max(guess, 1))
+        for _ in range(_MAX_PROBES):
+            tokens = self._count(text[start:probe])
+            if tokens <= budget:
+                fitting, fitting_tokens = probe, tokens
+                if probe == end or tokens >= budget * _FILL:
+                    break
             else:
-                high = middle - 1
-        return low
+                too_long = probe
+            scaled = start + int((probe - start) * budget * _AIM / max(tokens, 1))
+            probe = min(max(scaled, fitting + 1), too_long - 1, end)
+            if probe <= fitting:
+                break
+        if fitting_tokens == 0:  # no probe fitted: the single character it started from
+            fitting_tokens = self._count(text[start:fitting])
+        return fitting, fitting_tokens
 
     def _fits(self, text: str, start: int, end: int, budget: int) -> bool:
         return self._count(text[start:end]) <= budget
@@ -120,16 +150,47 @@ class Chunker:
     def _last_fitting_unit(
         self, text: str, units: list[tuple[Span, int]], first: int, budget: int
     ) -> int:
-        """Index of the last unit that still fits, checked with the real tokenizer at the end."""
+        """Index of the last unit that still fits, checked with the real tokenizer at the end.
+
+        The units' counts add up to about the joined text's count; when the joined text is
+        longer (the gaps between sentences cost tokens too), the end is found from an estimate
+        of what the gaps cost, with a bisection only when the estimate misses.
+        """
         last, total = first, units[first][1]
         while last + 1 < len(units) and total + units[last + 1][1] <= budget:
             last += 1
             total += units[last][1]
-        while last > first and not self._fits(
-            text, units[first][0].start, units[last][0].end, budget
+        if last == first:
+            return last
+        joined = self._count(text[units[first][0].start : units[last][0].end])
+        if joined <= budget:
+            return last
+        # Spread the gaps' extra tokens evenly to guess the end, confirm the guess and the unit
+        # after it, and bisect only when the guess was wrong.
+        per_gap = (joined - total) / (last - first)
+        guess, running = first, units[first][1]
+        while (
+            guess + 1 < last
+            and running + units[guess + 1][1] + (guess + 1 - first) * per_gap <= budget
         ):
-            last -= 1
-        return last
+            guess += 1
+            running += units[guess][1]
+        fitting, too_long = first, last
+        for probe in (guess, guess + 1):
+            if not fitting < probe < too_long:
+                continue
+            if self._fits(text, units[first][0].start, units[probe][0].end, budget):
+                fitting = probe
+            else:
+                too_long = probe
+                break
+        while too_long - fitting > 1:
+            middle = (fitting + too_long) // 2
+            if self._fits(text, units[first][0].start, units[middle][0].end, budget):
+                fitting = middle
+            else:
+                too_long = middle
+        return fitting
 
     def _prefer_paragraph_end(
         self, units: list[tuple[Span, int]], first: int, last: int, budget: int
@@ -143,7 +204,11 @@ class Chunker:
             paragraph_first -= 1
         if paragraph_first == first:
             return last
-        paragraph_tokens = sum(t for s, t in units[paragraph_first:] if s.paragraph == paragraph)
+        paragraph_tokens = 0
+        for span, tokens in units[paragraph_first:]:
+            if span.paragraph != paragraph or paragraph_tokens > budget:
+                break
+            paragraph_tokens += tokens
         return paragraph_first - 1 if paragraph_tokens <= budget else last
 
     def _next_start(self, units: list[tuple[Span, int]], first: int, last: int) -> int:
@@ -179,3 +244,24 @@ class Chunker:
                 )
             )
         return chunks
+
+
+def _last_cut(text: str, start: int, limit: int) -> int:
+    """Where to end a piece of an over-long sentence within `(start, limit]`: after its last
+    clause mark, else before its last whitespace, else at `limit`."""
+    clause = last_clause_cut(text, start, limit)
+    if clause is not None:
+        return clause
+    for position in range(min(limit, len(text) - 1), start, -1):
+        if text[position].isspace():
+            while text[position - 1].isspace():
+                position -= 1
+            return position
+    return limit
+
+
+def _skip_space(text: str, position: int, end: int) -> int:
+    """The first non-whitespace position at or after `position`, at most `end`."""
+    while position < end and text[position].isspace():
+        position += 1
+    return position

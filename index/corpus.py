@@ -149,6 +149,7 @@ class Corpus:
             chunker = Chunker(self.embedder.count_tokens, self.embedder.max_tokens, self._chunking)
             indexer = Indexer(target, self.embedder, chunker)
             report = indexer.run(plan, loaded.failures, on_progress)
+            report.notes = loaded.notes
             if full or plan.changes:
                 lease.check()
                 generation = pointer.generation + 1

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.articles import Article, LoadFailure, LoadResult
+from index.articles import Article, LoadFailure, LoadNote, LoadResult
 from index.chunking import Chunk, Chunker, passage_with_title
 from index.embedding import Embedder
 from index.passage_ids import parse_passage_id
@@ -86,6 +86,7 @@ class IndexReport:
     kept: list[str] = field(default_factory=list)
     moved: list[str] = field(default_factory=list)
     failures: list[LoadFailure] = field(default_factory=list)
+    notes: list[LoadNote] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_total: int = 0
     repaired: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
 
 _CLOSERS = "」』”’\"'）)］]】》〉"
@@ -41,7 +42,7 @@ _ABBREVIATIONS = frozenset(
 _ATTRIBUTION = re.compile(r"^[(（\[【][^()（）]{1,12}[)）\]】]$")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\u3000]*\n")
 _HARD_WRAP_MIN_CHARS = 60
-_CLAUSE_END = re.compile(r"[，,、：:]")
+_CLAUSE_END = re.compile(r"[，,、；;：:]")
 
 
 @dataclass(frozen=True)
@@ -81,21 +82,25 @@ def sentence_spans(text: str) -> list[Span]:
     return spans
 
 
-def clause_cut_points(text: str, start: int, end: int) -> list[int]:
-    """Positions just after commas and similar marks: fallback cut points inside a sentence."""
-    return [m.end() for m in _CLAUSE_END.finditer(text, start, end) if m.end() < end]
+def last_clause_cut(text: str, start: int, end: int) -> int | None:
+    """The position just after the last comma or similar mark in `text[start:end]`: where an
+    over-long sentence is best cut. None when there is none."""
+    last = deque(_CLAUSE_END.finditer(text, start, end), maxlen=1)
+    return last[0].end() if last else None
 
 
 def _line_blocks(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Split a paragraph at newlines that are real line breaks rather than hard wraps."""
     blocks = []
     block_start = start
+    line_start = start
     for match in re.finditer(r"\n", text[start:end]):
         newline = start + match.start()
-        line = text[block_start:newline].rstrip()
-        line_start = text.rfind("\n", block_start, newline) + 1 or block_start
-        last_line = text[max(line_start, block_start) : newline].strip()
-        hard_wrapped = len(last_line) >= _HARD_WRAP_MIN_CHARS and not _ends_sentence(line)
+        last_line = text[line_start:newline].strip()
+        line_start = newline + 1
+        # Only the last line decides: a block holds more than one line only when each of its
+        # earlier lines was a hard wrap, so the last line is all a check needs to look at.
+        hard_wrapped = len(last_line) >= _HARD_WRAP_MIN_CHARS and not _ends_sentence(last_line)
         if not hard_wrapped:
             blocks.append((block_start, newline))
             block_start = newline + 1

