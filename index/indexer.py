@@ -19,14 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from index.articles import Article, LoadFailure, LoadNote, LoadResult
-from index.chunking import Chunk, Chunker, passage_with_title
+from index.chunking import Chunk, Chunker
 from index.embedding import Embedder
 from index.passage_ids import parse_passage_id
-from index.sentences import sentence_spans
-from index.store import ArticleVersion, ChunkStore, PassageRecord, StoredArticle, passage_id
+from index.passages import embed_articles
+from index.store import ArticleVersion, ChunkStore, StoredArticle
 
 # Articles are embedded in groups of about this many chunks, so the embedder gets full batches.
 _EMBED_GROUP_CHUNKS = 32
@@ -223,28 +221,18 @@ class Indexer:
         self._store.retire(plan.removed)
         progress = IndexProgress(0, len(plan.to_embed), 0)
         for group in self._groups(plan.to_embed):
-            passages = {
-                article.id: [record for chunk in chunks for record in passage_records(chunk)]
-                for article, chunks in group
-            }
-            vectors = self._embed(
-                [
-                    _embedded_text(article, record)
-                    for article, _ in group
-                    for record in passages[article.id]
-                ]
-            )
-            versions = []
-            offset = 0
-            for article, chunks in group:
-                records = passages[article.id]
-                own = vectors[offset : offset + len(records)]
-                offset += len(records)
-                versions.append(
-                    ArticleVersion(
-                        article, chunks, _chunk_vectors(chunks, records, own), records, own
-                    )
+            versions = [
+                ArticleVersion(
+                    article,
+                    chunks,
+                    embedded.chunk_vectors,
+                    embedded.records,
+                    embedded.passage_vectors,
                 )
+                for (article, chunks), embedded in zip(
+                    group, embed_articles(self._embedder, group), strict=True
+                )
+            ]
             self._store.write_versions(versions)
             for _, chunks in group:
                 progress.articles_done += 1
@@ -286,11 +274,6 @@ class Indexer:
             size += len(chunks)
         return [group for group in groups if group]
 
-    def _embed(self, passages: list[str]) -> np.ndarray:
-        if not passages:
-            return np.zeros((0, self._embedder.dimension), dtype=np.float32)
-        return self._embedder.embed_documents(passages)
-
 
 def _versioned(article: Article, chunks: list[Chunk]) -> list[Chunk]:
     """The chunks under ids of this version of the article, so a new version never overwrites
@@ -302,48 +285,3 @@ def _versioned(article: Article, chunks: list[Chunk]) -> list[Chunk]:
         )
         for chunk in chunks
     ]
-
-
-def passage_records(chunk: Chunk) -> list[PassageRecord]:
-    """The passages a chunk is found by: each sentence, and each pair of adjacent sentences (a
-    one-sentence chunk's window is the sentence itself)."""
-    sentences = [chunk.text[span.start : span.end] for span in sentence_spans(chunk.text)]
-    windows = ["".join(sentences[n : n + 2]) for n in range(max(len(sentences) - 1, 1))]
-    return [
-        *(
-            PassageRecord(passage_id(chunk.id, "sentence", n), chunk.id, text, "sentence")
-            for n, text in enumerate(sentences)
-        ),
-        *(
-            PassageRecord(passage_id(chunk.id, "window", n), chunk.id, text, "window")
-            for n, text in enumerate(windows)
-        ),
-    ]
-
-
-def _embedded_text(article: Article, passage: PassageRecord) -> str:
-    """What the model reads for a passage: a sentence with its article's title for topic, a
-    window as it is (measured on xquad-en-zh-dev: titled windows lose 0.005 MRR@10 and add
-    nothing the titled sentence does not already carry)."""
-    return (
-        passage_with_title(article.title, passage.text)
-        if passage.kind == "sentence"
-        else passage.text
-    )
-
-
-def _chunk_vectors(
-    chunks: Sequence[Chunk], passages: Sequence[PassageRecord], vectors: np.ndarray
-) -> np.ndarray:
-    """Each chunk's vector: the normalised mean of its sentences' vectors.
-
-    Retrieval scores chunks by their passages; the chunk vector only has to place the chunk
-    sensibly for Chroma, and a mean costs no extra pass of the model over 500-token texts.
-    """
-    rows = {chunk.id: n for n, chunk in enumerate(chunks)}
-    sums = np.zeros((len(chunks), vectors.shape[1]), dtype=np.float32)
-    for passage, vector in zip(passages, vectors, strict=True):
-        if passage.kind == "sentence":
-            sums[rows[passage.chunk_id]] += vector
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return sums / np.where(norms == 0, 1.0, norms)

@@ -2,7 +2,7 @@ import numpy as np
 
 from index.chunking import Chunk, ChunkingConfig
 from index.corpus import Corpus
-from index.indexer import passage_records
+from index.passages import passage_records
 from tests.helpers.chroma import connection as chroma_connection
 
 
