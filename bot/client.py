@@ -25,6 +25,7 @@ from bot.errors import BotStartError, CitebotError
 from bot.feedback import FEEDBACK_FILE, FeedbackStore
 from bot.messages import NO_MENTIONS, Payload
 from bot.settings import Settings
+from index.redaction import install_log_redaction
 from index.retrieval import Retriever
 from index.store import StoreError
 
@@ -134,7 +135,9 @@ class CitebotBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Before connecting: load the embedder and open the stores once, load the cogs, and
-        register the commands with Discord only when asked to."""
+        register the commands with Discord only when asked to; from here on no log line holds
+        a configured secret."""
+        install_log_redaction(self.settings.secrets())
         await asyncio.to_thread(self._load_engine)
         await asyncio.to_thread(self.feedback.create)
         for extension in EXTENSIONS:

