@@ -31,6 +31,8 @@ from index.store import StoreError
 
 log = logging.getLogger("citebot.discord")
 
+UNKNOWN_INTERACTION = 10062  # Discord's error code for an interaction acknowledged too late
+
 EXTENSIONS = (
     "bot.cogs.ask",
     "bot.cogs.search",
@@ -229,6 +231,10 @@ async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> No
 async def report_error(interaction: discord.Interaction[Any], error: Exception) -> None:
     """Show the user a short message for an error; log a traceback for unexpected ones."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, discord.NotFound) and cause.code == UNKNOWN_INTERACTION:
+        # Too late to answer, and to say so: one line, no traceback, under load least of all.
+        log.warning("interaction %s expired before it was acknowledged", interaction.id)
+        return
     if isinstance(cause, CitebotError | UserFacingError):
         text = str(cause)
     elif isinstance(cause, app_commands.CommandOnCooldown):
@@ -243,6 +249,10 @@ async def report_error(interaction: discord.Interaction[Any], error: Exception) 
         text = "Something went wrong on my side; the error was logged."
     try:
         await send_ephemeral(interaction, text)
+    except discord.NotFound as failure:
+        if failure.code != UNKNOWN_INTERACTION:
+            raise
+        log.warning("interaction %s expired before the user was told: %s", interaction.id, text)
     except discord.HTTPException:
         log.warning("could not tell the user about an error", exc_info=True)
 

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     channels_file: Path | None = Field(None, alias="CITEBOT_CHANNELS_FILE")
     ask_cooldown_seconds: float = Field(10.0, ge=0, alias="CITEBOT_ASK_COOLDOWN_SECONDS")
     max_concurrent_questions: int = Field(2, ge=1, alias="CITEBOT_MAX_CONCURRENT_QUESTIONS")
+    # Questions beyond those being answered that wait their turn; more are turned away at once.
+    max_queued_questions: int = Field(20, ge=0, alias="CITEBOT_MAX_QUEUED_QUESTIONS")
 
     # Generated answers: any OpenAI-compatible chat endpoint; extractive answers without one.
     llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")

@@ -25,21 +25,33 @@ _MIN_SECRET_CHARS = 6
 # key shortened, a log line may cut it).
 _FRAGMENT_CHARS = 6
 
+# Each credential shape: a cheap test of the lower-cased text (most log lines fail it, and
+# the pattern is not run), the pattern, and its replacement.
 _PATTERNS = (
     # URL userinfo: scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@"), rf"\1{MASK}@"),
+    (
+        lambda low: "://" in low and "@" in low,
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@"),
+        rf"\1{MASK}@",
+    ),
     # Authorization header values, as sent or echoed (a value with a digit or sign in it:
     # "basic information" is no credential).
     (
+        lambda low: "bearer" in low or "basic" in low or "bot" in low,
         re.compile(r"(?i)\b(bearer|basic|bot)(\s+|%20)(?=[\w.~+/=-]*[\d._~+/=-])[\w.~+/=-]{8,}"),
         rf"\1\2{MASK}",
     ),
     # OpenAI-style keys (sk-…, sk-proj-…), also when an endpoint masks their middle.
-    (re.compile(r"\bsk-[A-Za-z0-9_*.-]{4,}"), MASK),
+    (lambda low: "sk-" in low, re.compile(r"\bsk-[A-Za-z0-9_*.-]{4,}"), MASK),
     # Discord bot tokens: base64 user id, timestamp, HMAC.
-    (re.compile(r"\b[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"), MASK),
+    (
+        re.compile(r"\.[\w-]{6,7}\.").search,
+        re.compile(r"\b[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),
+        MASK,
+    ),
     # key=value / "key": "value" pairs whose name says they hold a credential.
     (
+        lambda low: any(name in low for name in ("key", "token", "secret", "passw", "auth")),
         re.compile(
             r"(?i)((?:api[-_]?key|token|secret|password|passwd|authorization)"
             r"[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;&}]{4,}"
@@ -48,19 +60,52 @@ _PATTERNS = (
     ),
 )
 
+
+class _Secrets:
+    """Known secrets, found in any case and by any `_FRAGMENT_CHARS` of their characters.
+
+    Substring tests of the fragments tell whether a text holds any (log lines almost never
+    do); only then does the slower pattern of them all run, longest alternatives first, so a
+    whole secret is masked as one.
+    """
+
+    def __init__(self, values: frozenset[str]) -> None:
+        self.values = values
+        self._fragments = sorted(
+            {
+                secret[i : i + _FRAGMENT_CHARS].lower()
+                for secret in values
+                for i in range(len(secret) - _FRAGMENT_CHARS + 1)
+            }
+        )
+        pieces = sorted(values | set(self._fragments), key=len, reverse=True)
+        alternatives = "|".join(map(re.escape, pieces))
+        self._pattern = re.compile(f"(?:{alternatives})+", re.IGNORECASE) if pieces else None
+
+    def mask(self, text: str) -> str:
+        """`text` with every secret and fragment of one masked."""
+        if self._pattern is None or not self._holds_fragment(text.lower()):
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def _holds_fragment(self, low: str) -> bool:
+        return any(fragment in low for fragment in self._fragments)
+
+
 _lock = threading.Lock()
-_known: frozenset[str] = frozenset()
-_known_pattern: re.Pattern[str] | None = None
+_known = _Secrets(frozenset())
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` without credentials: `secrets` and those registered for the logs are masked,
     in any case and in fragments, then every credential-shaped string."""
-    pattern = _secrets_pattern(_known.union(_usable(secrets))) if secrets else _known_pattern
-    if pattern is not None:
-        text = pattern.sub(MASK, text)
-    for credential, replacement in _PATTERNS:
-        text = credential.sub(replacement, text)
+    known = _Secrets(_known.values | _usable(secrets)) if secrets else _known
+    text = known.mask(text)
+    low = text.lower()
+    for applies, credential, replacement in _PATTERNS:
+        if applies(low):
+            text = credential.sub(replacement, text)
+            low = text.lower()
     return text
 
 
@@ -93,10 +138,9 @@ def install_log_redaction(secrets: Iterable[str | None] = ()) -> None:
     printing redacted tracebacks; a later call only adds secrets, so the CLI and the bot may
     both call it.
     """
-    global _known, _known_pattern
+    global _known
     with _lock:
-        _known = _known.union(_usable(secrets))
-        _known_pattern = _secrets_pattern(_known)
+        _known = _Secrets(_known.values | _usable(secrets))
         factory = logging.getLogRecordFactory()
         if not getattr(factory, "redacts", False):
             logging.setLogRecordFactory(_redacting_factory(factory))
@@ -131,20 +175,5 @@ def _redacting_factory(make_record):  # type: ignore[no-untyped-def]
     return factory
 
 
-def _usable(secrets: Iterable[str | None]) -> set[str]:
-    return {s for s in secrets if s and len(s.strip()) >= _MIN_SECRET_CHARS}
-
-
-def _secrets_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    """One case-insensitive pattern for the secrets and every run of `_FRAGMENT_CHARS` of
-    their characters; longest alternatives first, so a whole secret is masked as one."""
-    pieces: set[str] = set()
-    for secret in secrets:
-        pieces.add(secret)
-        pieces.update(
-            secret[i : i + _FRAGMENT_CHARS] for i in range(len(secret) - _FRAGMENT_CHARS + 1)
-        )
-    if not pieces:
-        return None
-    ordered = sorted(pieces, key=len, reverse=True)
-    return re.compile("(?:" + "|".join(map(re.escape, ordered)) + ")+", re.IGNORECASE)
+def _usable(secrets: Iterable[str | None]) -> frozenset[str]:
+    return frozenset(s for s in secrets if s and len(s.strip()) >= _MIN_SECRET_CHARS)
