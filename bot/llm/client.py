@@ -4,33 +4,32 @@ OpenAI, Ollama, vLLM, llama.cpp's server, LM Studio and OpenRouter all speak thi
 Calls block (the answer engine runs in worker threads) and stream the reply as server-sent
 events. Busy or failing endpoints (408, 429, 5xx, refused connections) are retried with
 exponential backoff, honouring a short `Retry-After`; everything else, and a reply slower than
-the timeout, is an `LLMUnavailableError` at once. Its message is for logs: it never holds the
-API key, and front ends show their own text instead.
+the timeout, is an `LLMUnavailableError` at once. Its message is for logs: the endpoint's words
+are redacted (the key, URL credentials, anything key-shaped) before they are shortened, and
+front ends show their own text instead.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
+from index.http_retry import is_retryable, retry_delay
+from index.redaction import redact, redact_url, url_secrets
+
 log = logging.getLogger("citebot.llm")
 
 ChatMessage = dict[str, str]
 
-# A Retry-After longer than this is not waited for: someone is waiting for the answer.
-MAX_RETRY_AFTER_SECONDS = 10.0
 # How much of an endpoint's error body goes into the log.
 _ERROR_EXCERPT_CHARS = 300
-_RETRYABLE_STATUS = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -92,16 +91,18 @@ class ChatClient:
                     if response.status_code == 200:
                         return _read_reply(response, on_text)
                     failure = f"HTTP {response.status_code}: {self._excerpt(response.read())}"
-                    if response.status_code not in _RETRYABLE_STATUS and response.status_code < 500:
+                    if not is_retryable(response.status_code):
                         raise LLMUnavailableError(failure)
-                    delay = self._retry_delay(response.headers.get("retry-after"), attempt)
+                    delay = retry_delay(
+                        response.headers.get("retry-after"), attempt, self._backoff_seconds
+                    )
             except httpx.TimeoutException:
                 raise LLMUnavailableError(
                     f"no reply within {self.endpoint.timeout_seconds:g} s"
                 ) from None
             except httpx.TransportError as error:
-                failure = f"cannot reach the endpoint: {error!r}"
-                delay = self._retry_delay(None, attempt)
+                failure = f"cannot reach {redact_url(self._url)}: {self._redact(repr(error))}"
+                delay = retry_delay(None, attempt, self._backoff_seconds)
             if delay is None:
                 raise LLMUnavailableError(f"{failure}; Retry-After is too long to wait")
             if attempt == attempts:
@@ -113,19 +114,16 @@ class ChatClient:
         key = self.endpoint.api_key
         return {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
 
-    def _retry_delay(self, retry_after: str | None, attempt: int) -> float | None:
-        """Seconds to wait before the next attempt; None when `Retry-After` asks too long."""
-        if retry_after is not None:
-            seconds = _retry_after_seconds(retry_after)
-            if seconds is not None:
-                return seconds if seconds <= MAX_RETRY_AFTER_SECONDS else None
-        return self._backoff_seconds * 2 ** (attempt - 1) * random.uniform(1.0, 1.25)
-
     def _excerpt(self, raw: bytes) -> str:
-        """The start of an error body for the log, with the API key blanked out if echoed."""
-        text = " ".join(raw.decode("utf-8", "replace").split())[:_ERROR_EXCERPT_CHARS]
+        """The start of an error body for the log, redacted first: a key the endpoint echoes
+        must not survive the cut as its first few characters."""
+        text = self._redact(" ".join(raw.decode("utf-8", "replace").split()))
+        return text[:_ERROR_EXCERPT_CHARS]
+
+    def _redact(self, text: str) -> str:
         key = self.endpoint.api_key
-        return text.replace(key.get_secret_value(), "***") if key else text
+        secrets = [key.get_secret_value() if key else None, *url_secrets(self.endpoint.base_url)]
+        return redact(text, secrets)
 
 
 def _read_reply(response: httpx.Response, on_text: Callable[[str], None] | None) -> str:
@@ -167,15 +165,3 @@ def _read_events(response: httpx.Response, on_text: Callable[[str], None]) -> st
 
 def _message_content(payload: Any) -> str:
     return payload["choices"][0]["message"]["content"] or ""
-
-
-def _retry_after_seconds(value: str) -> float | None:
-    """`Retry-After` as seconds: a number, or an HTTP date; None if it is neither."""
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
