@@ -19,12 +19,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import heartbeat
 from bot.answering import Answerer
 from bot.channels import ChannelMap, Scope
 from bot.engine import Engine
 from bot.errors import BotStartError, CitebotError
 from bot.feedback import FEEDBACK_FILE, FeedbackStore
-from bot.heartbeat import heartbeat_path, keep_beating
 from bot.messages import NO_MENTIONS, Payload
 from bot.settings import Settings
 from index.retrieval import Retriever
@@ -286,8 +286,8 @@ async def serve(bot: CitebotBot, token: str) -> None:
     signals = (signal.SIGINT, signal.SIGTERM)
     for signal_number in signals:
         loop.add_signal_handler(signal_number, close)
-    beats = heartbeat_path(bot.settings.data_dir)
-    heartbeat = loop.create_task(keep_beating(beats, connected))
+    beats = heartbeat.heartbeat_path(bot.settings.data_dir)
+    beating = loop.create_task(heartbeat.keep_beating(beats, connected, heartbeat.BEAT_SECONDS))
     try:
         async with bot:
             await bot.start(token)
@@ -297,7 +297,7 @@ async def serve(bot: CitebotBot, token: str) -> None:
         reason = " ".join(str(error).split())
         raise BotStartError(f"cannot reach Discord ({reason}); check the network") from None
     finally:
-        heartbeat.cancel()
+        beating.cancel()
         beats.unlink(missing_ok=True)  # a stopped bot is not a healthy one
         for signal_number in signals:
             loop.remove_signal_handler(signal_number)
