@@ -52,7 +52,6 @@ def _configure_logging(command: str, *, verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself
     quiet = not verbose and command not in _REPORTS_MODEL_FALLBACK
     logging.getLogger("index.embedding").setLevel(logging.ERROR if quiet else logging.NOTSET)
 
@@ -62,6 +61,7 @@ def _engine() -> Engine:
     from bot.engine import Engine
     from bot.settings import load_settings
 
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself at import
     return Engine(load_settings())
 
 
@@ -251,13 +251,22 @@ def format_answer(answer: Answer) -> str:
     if answer.citations:
         lines += ["", "Sources:"]
     for citation in answer.citations:
-        where = citation.url or citation.path
+        where = citation.url or _shown_path(citation.path)
         dated = f" ({citation.date})" if citation.date else ""
         lines.append(f"[{citation.n}] {citation.title}{dated} - {where}")
         lines.append(f"    \u201c{citation.quote}\u201d")
         if citation.gloss:
             lines.append(f"    = {citation.gloss}")
     return "\n".join(lines)
+
+
+def _shown_path(path: str) -> str:
+    """A file under the working directory relative to it (shorter, and the same on every
+    clone); any other as it is."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _question(engine: Engine, text: str) -> str:

@@ -66,7 +66,7 @@ def distill_answer(request: LLMRequest) -> str:
     """A good reply: the models, from the passage naming them (with a marker for a passage
     that does not exist), then a fact from another passage, and a gloss."""
     models = request.passage_with("Gemma")
-    wang = request.passage_with("汪滔一向主張採用封閉式模型")
+    wang = request.passage_with("一向主張採用封閉式模型")
     return (
         f"TBD distilled Google's Gemma, OpenAI's gpt-oss and Qwen [{models}][9]. "
         f"Meta's new AI chief 汪滔 (Alexandr Wang) favours closed models [{wang}].\n\n"
@@ -92,7 +92,7 @@ def test_the_checked_answer_cites_the_passage_naming_the_models(
     assert [models.n, wang.n] == [1, 2]
     assert all(name in models.quote for name in ("Gemma", "gpt-oss", "Qwen"))
     assert models.gloss == "The TBD team distilled Gemma, gpt-oss and Qwen."
-    assert "汪滔一向主張採用封閉式模型" in wang.quote
+    assert "一向主張採用封閉式模型" in wang.quote
     assert wang.gloss is None
     assert {models.chunk_id, wang.chunk_id} < {chunk.chunk_id for chunk in answer.retrieved}
     [request] = fake_llm.requests
