@@ -1,4 +1,8 @@
-"""The `citebot` command: index articles, search, ask, and evaluate from the terminal."""
+"""The `citebot` command: index articles, search, ask, evaluate and run the bot from a terminal.
+
+The index, the embedding model and discord.py are imported by the commands that use them, so
+`--help`, a mistyped option and `citebot health` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,36 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.answering import Answer
-from bot.engine import Engine
 from bot.errors import CitebotError, ConfigError
-from bot.settings import load_settings
-from index.indexer import IndexPlan, IndexProgress, IndexReport
 from index.redaction import install_log_redaction, redact
-from index.retrieval import Retrieval
+
+if TYPE_CHECKING:
+    from bot.answering import Answer
+    from bot.engine import Engine
+    from index.indexer import IndexPlan, IndexProgress, IndexReport
+    from index.retrieval import Retrieval
 
 log = logging.getLogger("citebot")
+
+# The most passages `search -k` and `eval -k` retrieve: more is never useful to read, and slow.
+MAX_PASSAGES = 50
+# Commands that say which embedding model they use when it is not the configured one (the
+# fallback to the bundled model): `index`, which builds with it, and the bot, which logs it at
+# start and shows it in /status. Other commands use whatever the index was built with.
+_REPORTS_MODEL_FALLBACK = frozenset({"index", "bot"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself
+    _configure_logging(args.command, verbose=args.verbose)
     install_log_redaction()
     try:
-        settings = load_settings()
-        install_log_redaction(settings.secrets())
-        engine = Engine(settings)
-        return args.run(engine, args)
+        return args.run(args)
     except CitebotError as error:
         print(f"citebot: {redact(str(error))}", file=sys.stderr)
         return 1
@@ -42,12 +48,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _configure_logging(command: str, *, verbose: bool) -> None:
+    """Warnings only (everything with -v); the model fallback only where it is news."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    quiet = not verbose and command not in _REPORTS_MODEL_FALLBACK
+    logging.getLogger("index.embedding").setLevel(logging.ERROR if quiet else logging.NOTSET)
+
+
+def _engine() -> Engine:
+    """The engine as configured (settings from the environment and `.env`)."""
+    from bot.engine import Engine
+    from bot.settings import load_settings
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself at import
+    settings = load_settings()
+    install_log_redaction(settings.secrets())
+    return Engine(settings)
+
+
+def _count(maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 (to `maximum`, if given)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if maximum is not None and not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be from 1 to {maximum}, not {value}")
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+        return value
+
+    parse.__name__ = "count"  # argparse names the type in its messages
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="citebot", description="Answer questions over your articles, with citations."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
 
     index = commands.add_parser("index", help="index (or re-index) folders of articles")
     index.add_argument(
@@ -58,7 +103,12 @@ def _parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="show the passages that best match a query")
     search.add_argument("query")
-    search.add_argument("-k", type=int, default=5, help="how many passages (default 5)")
+    search.add_argument(
+        "-k",
+        type=_count(MAX_PASSAGES),
+        default=5,
+        help=f"how many passages, 1-{MAX_PASSAGES} (default 5)",
+    )
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(run=_search)
 
@@ -72,7 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("set_dir", type=Path, help="a folder with articles/ and questions.jsonl")
     evaluate.add_argument(
-        "-k", type=int, default=10, help="how many passages to retrieve (default 10)"
+        "-k",
+        type=_count(MAX_PASSAGES),
+        default=10,
+        help=f"how many passages to retrieve, 1-{MAX_PASSAGES} (default 10)",
     )
     evaluate.add_argument(
         "--extra-articles",
@@ -82,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="distractor articles indexed with the set (repeatable)",
     )
-    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--limit", type=_count(), metavar="N", help="only the first N questions")
     evaluate.add_argument(
         "--no-answers", action="store_true", help="measure retrieval only (much faster)"
     )
@@ -100,10 +153,16 @@ def _parser() -> argparse.ArgumentParser:
         help="with --sync: register them in this server only (immediate; for testing)",
     )
     discord_bot.set_defaults(run=_bot)
+
+    health = commands.add_parser(
+        "health", help="exit 0 if the bot is running and connected to Discord (its heartbeat)"
+    )
+    health.set_defaults(run=_health)
     return parser
 
 
-def _index(engine: Engine, args: argparse.Namespace) -> int:
+def _index(args: argparse.Namespace) -> int:
+    engine = _engine()
     paths = args.paths or [engine.settings.articles_dir]
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
@@ -117,20 +176,27 @@ def _index(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(engine: Engine, args: argparse.Namespace) -> int:
+def _search(args: argparse.Namespace) -> int:
+    from bot.similarity import SIMILARITY_EXPLAINED, similarity_label
+
+    engine = _engine()
     retrieval = engine.retriever().retrieve(_question(engine, args.query), args.k)
     if args.json:
         print(json.dumps(_retrieval_json(retrieval), ensure_ascii=False, indent=2))
         return 0
+    if not retrieval.chunks:
+        print("No passages found.")
+        return 0
+    print(f"Best first; {SIMILARITY_EXPLAINED}.")
     for rank, chunk in enumerate(retrieval.chunks, start=1):
-        print(
-            f"{rank}. [{chunk.score:.3f}] {chunk.title} ({chunk.article_id}, chunk {chunk.ordinal})"
-        )
+        label = similarity_label(retrieval.similarities.get(chunk.chunk_id))
+        print(f"{rank}. [{label}] {chunk.title} ({chunk.article_id}, chunk {chunk.ordinal})")
         print(f"   {_one_line(chunk.text, 300)}")
     return 0
 
 
-def _ask(engine: Engine, args: argparse.Namespace) -> int:
+def _ask(args: argparse.Namespace) -> int:
+    engine = _engine()
     answerer = engine.responder(engine.retriever())
     if args.json:
         print(json.dumps(answerer.answer(args.question).to_json(), ensure_ascii=False, indent=2))
@@ -143,11 +209,11 @@ def _ask(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate(engine: Engine, args: argparse.Namespace) -> int:
+def _evaluate(args: argparse.Namespace) -> int:
     from bot.evaluation import evaluate_set, format_eval
 
     result = evaluate_set(
-        engine,
+        _engine(),
         args.set_dir,
         k=args.k,
         extra_articles=args.extra_articles,
@@ -159,11 +225,28 @@ def _evaluate(engine: Engine, args: argparse.Namespace) -> int:
     return 0
 
 
-def _bot(engine: Engine, args: argparse.Namespace) -> int:
+def _bot(args: argparse.Namespace) -> int:
     from bot.client import run_bot
 
     logging.getLogger("citebot").setLevel(logging.INFO)  # a service logs what it does
-    return run_bot(engine, sync=args.sync, guild_id=args.guild)
+    return run_bot(_engine(), sync=args.sync, guild_id=args.guild)
+
+
+def _health(args: argparse.Namespace) -> int:
+    """The container health check: is the bot of this data directory beating?"""
+    from bot.heartbeat import MAX_AGE_SECONDS, heartbeat_age, heartbeat_path
+    from bot.settings import load_settings
+
+    path = heartbeat_path(load_settings().data_dir)
+    age = heartbeat_age(path)
+    if age is None:
+        print(f"citebot: unhealthy: no heartbeat at {path} (the bot is not connected)")
+        return 1
+    if age > MAX_AGE_SECONDS:
+        print(f"citebot: unhealthy: last heartbeat {age:.0f} s ago (the bot is not connected)")
+        return 1
+    print(f"healthy: last heartbeat {age:.0f} s ago")
+    return 0
 
 
 def format_answer(answer: Answer) -> str:
@@ -172,13 +255,22 @@ def format_answer(answer: Answer) -> str:
     if answer.citations:
         lines += ["", "Sources:"]
     for citation in answer.citations:
-        where = citation.url or citation.path
+        where = citation.url or _shown_path(citation.path)
         dated = f" ({citation.date})" if citation.date else ""
         lines.append(f"[{citation.n}] {citation.title}{dated} - {where}")
         lines.append(f"    \u201c{citation.quote}\u201d")
         if citation.gloss:
             lines.append(f"    = {citation.gloss}")
     return "\n".join(lines)
+
+
+def _shown_path(path: str) -> str:
+    """A file under the working directory relative to it (shorter, and the same on every
+    clone); any other as it is."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _question(engine: Engine, text: str) -> str:
@@ -197,6 +289,7 @@ def _retrieval_json(retrieval: Retrieval) -> dict[str, object]:
                 "article": chunk.article_id,
                 "title": chunk.title,
                 "score": round(chunk.score, 4),
+                "similarity": _rounded(retrieval.similarities.get(chunk.chunk_id)),
                 "text": chunk.text,
             }
             for rank, chunk in enumerate(retrieval.chunks, start=1)
@@ -206,6 +299,10 @@ def _retrieval_json(retrieval: Retrieval) -> dict[str, object]:
             "search": round(retrieval.search_ms, 1),
         },
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _print_report(report: IndexReport) -> None:

@@ -14,10 +14,12 @@ import signal
 from dataclasses import dataclass
 from typing import Any, cast
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import heartbeat
 from bot.answering import Answerer
 from bot.channels import ChannelMap, Scope
 from bot.engine import Engine
@@ -272,13 +274,21 @@ def run_bot(engine: Engine, *, sync: bool = False, guild_id: int | None = None) 
     channel_map = ChannelMap.load(
         settings.channels_file, Scope(settings.articles_dir, settings.collection)
     )
+    logging.getLogger("discord.client").addFilter(_without_voice_warnings)
     bot = CitebotBot(engine, channel_map, sync=sync, sync_guild_id=guild_id)
     asyncio.run(serve(bot, token.get_secret_value()))
     return 0
 
 
+def _without_voice_warnings(record: logging.LogRecord) -> bool:
+    """Drop discord.py's "PyNaCl/davey is not installed" warnings: Citebot never uses voice."""
+    return "voice will NOT be supported" not in record.getMessage()
+
+
 async def serve(bot: CitebotBot, token: str) -> None:
-    """Log in, connect and run until a signal closes the bot; a rejected token is one error."""
+    """Log in, connect and run until a signal closes the bot, keeping its heartbeat while it is
+    connected. A rejected token or an unreachable Discord at start is one `BotStartError`; once
+    connected, discord.py reconnects by itself."""
     loop = asyncio.get_running_loop()
     closing: list[asyncio.Task[None]] = []
 
@@ -287,15 +297,25 @@ async def serve(bot: CitebotBot, token: str) -> None:
         log.info("closing")
         closing.append(loop.create_task(bot.close()))
 
+    def connected() -> bool:
+        return bot.is_ready() and not bot.is_closed() and bot.ws is not None and bot.ws.open
+
     signals = (signal.SIGINT, signal.SIGTERM)
     for signal_number in signals:
         loop.add_signal_handler(signal_number, close)
+    beats = heartbeat.heartbeat_path(bot.settings.data_dir)
+    beating = loop.create_task(heartbeat.keep_beating(beats, connected, heartbeat.BEAT_SECONDS))
     try:
         async with bot:
             await bot.start(token)
     except discord.LoginFailure:
         raise BotStartError("Discord rejected DISCORD_TOKEN: check the bot token") from None
+    except (aiohttp.ClientConnectionError, discord.DiscordServerError) as error:
+        reason = " ".join(str(error).split())
+        raise BotStartError(f"cannot reach Discord ({reason}); check the network") from None
     finally:
+        beating.cancel()
+        beats.unlink(missing_ok=True)  # a stopped bot is not a healthy one
         for signal_number in signals:
             loop.remove_signal_handler(signal_number)
         await asyncio.gather(*closing)

@@ -9,7 +9,7 @@ the next embed or message whole; only a single over-long quote is shortened with
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ import discord
 from bot.answering import Answer, Citation
 from bot.channels import Scope
 from bot.feedback import ReindexRun
+from bot.similarity import SIMILARITY_EXPLAINED, similarity_label
 from index.articles import LoadFailure
 from index.indexer import IndexPlan, IndexProgress
 from index.store import StoredChunk
@@ -161,12 +162,16 @@ def sources_payloads(citations: Sequence[Citation]) -> list[Payload]:
     return [Payload(embeds=tuple(batch)) for batch in pack_embeds(embeds)]
 
 
-def search_payloads(query: str, chunks: Sequence[StoredChunk]) -> list[Payload]:
-    """The best passages for a query, with their rank and score (/search)."""
+def search_payloads(
+    query: str, chunks: Sequence[StoredChunk], similarities: Mapping[str, float] | None = None
+) -> list[Payload]:
+    """The best passages for a query, with their rank and similarity to it (/search)."""
     shown_query = neutralise_mentions(query)
     if not chunks:
         return [Payload(content=shorten(f"No passages found for “{shown_query}”.", CONTENT_LIMIT))]
-    heading = shorten(f"Best passages for “{shown_query}”:", CONTENT_LIMIT)
+    heading = shorten(
+        f"Best passages for “{shown_query}”:\n-# {SIMILARITY_EXPLAINED}", CONTENT_LIMIT
+    )
     embeds = []
     for rank, chunk in enumerate(chunks, start=1):
         embed = discord.Embed(
@@ -175,7 +180,8 @@ def search_payloads(query: str, chunks: Sequence[StoredChunk]) -> list[Payload]:
             url=_web_url(chunk.url),
             colour=EMBED_COLOUR,
         )
-        embed.set_footer(text=_footer(f"score {chunk.score:.3f}", chunk.date, chunk.article_id))
+        similarity = similarity_label((similarities or {}).get(chunk.chunk_id))
+        embed.set_footer(text=_footer(similarity, chunk.date, chunk.article_id))
         embeds.append(embed)
     return _with_embeds([Payload(content=heading)], pack_embeds(embeds))
 

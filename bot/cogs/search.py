@@ -1,4 +1,5 @@
-"""/search: the passages that best match a query, with scores, shown only to the asker."""
+"""/search: the passages that best match a query, with their similarity to it, shown only to the
+asker."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class Search(commands.Cog):
         async with self.bot.question_slots:
             reader = await self.bot.readers.get(scope.collection)
             retrieval = await asyncio.to_thread(self._retrieve, reader.retriever, query, results)
-        for payload in search_payloads(retrieval.query, retrieval.chunks):
+        payloads = search_payloads(retrieval.query, retrieval.chunks, retrieval.similarities)
+        for payload in payloads:
             await send_followup(interaction, payload, ephemeral=True)
 
     def _retrieve(self, retriever: Retriever, query: str, results: int) -> Retrieval:

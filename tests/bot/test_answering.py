@@ -1,7 +1,6 @@
 """The extractive answer engine over real indexes, with both embedding backends."""
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -9,6 +8,7 @@ from bot.answering import NO_ANSWER, ExtractiveAnswerer, QuestionError
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.retrieval import calibrated_policy
+from tests.conftest import SEED_ARTICLE, SEED_ARTICLES
 from tests.helpers.chroma import connection as chroma_connection
 
 ENGLISH_ARTICLES = {
@@ -23,14 +23,11 @@ ENGLISH_ARTICLES = {
 
 
 @pytest.fixture(scope="module")
-def seed_answerer(e5, tmp_path_factory, request):
-    seed = Path(request.config.rootpath).parent / "shared/eval/seed-news/articles"
-    if not seed.is_dir():
-        pytest.skip("shared evaluation sets not found")
+def seed_answerer(e5, tmp_path_factory):
     corpus = Corpus(
         chroma_connection(tmp_path_factory.mktemp("data")), "seed", e5, ChunkingConfig()
     )
-    corpus.sync([seed])
+    corpus.sync([SEED_ARTICLES])
     return ExtractiveAnswerer(corpus.retriever(), abstention=calibrated_policy(e5.identity))
 
 
@@ -46,7 +43,7 @@ def test_english_question_over_the_chinese_seed_article_is_answered_with_a_citat
         for citation in answer.citations
     )
     assert answer.citations[0].date == "2025-12-11"
-    assert answer.citations[0].article == "tbd-avocado.txt"
+    assert answer.citations[0].article == SEED_ARTICLE
     assert _markers(answer.text) == {citation.n for citation in answer.citations}
     assert [citation.n for citation in answer.citations] == list(
         range(1, len(answer.citations) + 1)

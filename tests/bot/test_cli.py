@@ -1,6 +1,7 @@
 """The `citebot` command end to end, in-process, on a temporary data directory."""
 
 import json
+import re
 
 import pytest
 
@@ -17,10 +18,10 @@ def isolated_settings(tmp_path, monkeypatch):
 def test_index_then_reindex_reports_counts(seed_articles, capsys):
     assert main(["index", str(seed_articles)]) == 0
     first = capsys.readouterr().out
-    assert "1 added" in first
+    assert "2 added" in first
     assert main(["index", str(seed_articles)]) == 0
     second = capsys.readouterr().out
-    assert "1 unchanged" in second
+    assert "2 unchanged" in second
     assert "0 embedded" in second
 
 
@@ -80,3 +81,54 @@ def test_eval_on_the_seed_set_with_distractors(seed_articles, tmp_path, capsys):
     assert metrics["answer_hit"] == 1.0
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["chunks_embedded"] == 0, "the eval index is cached"
+
+
+@pytest.mark.parametrize(
+    ("k", "message"),
+    [
+        ("-5", "must be from 1 to 50, not -5"),
+        ("0", "must be from 1 to 50, not 0"),
+        ("500", "must be from 1 to 50, not 500"),
+        ("five", "'five' is not a whole number"),
+    ],
+)
+def test_search_refuses_a_non_positive_or_absurd_k(k, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "Avocado", "-k", k])
+    assert exit_.value.code == 2
+    assert f"argument -k: {message}" in capsys.readouterr().err
+
+
+def test_search_shows_each_passage_s_similarity_and_says_what_it_is(seed_articles, capsys):
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+    assert main(["search", "Avocado 閉源", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Best first; similarity = how close in meaning")
+    ranked = [line for line in lines if re.match(r"\d+\. \[", line)]
+    assert [line.split(".")[0] for line in ranked] == ["1", "2", "3"]
+    percents = [int(re.match(r"\d+\. \[(\d+)% similar\] ", line)[1]) for line in ranked]
+    assert all(50 <= percent <= 100 for percent in percents), ranked
+
+    main(["search", "Avocado 閉源", "-k", "3", "--json"])
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert [round(100 * r["similarity"]) for r in results] == percents
+
+
+def test_the_model_fallback_is_reported_by_index_only(seed_articles, monkeypatch, caplog):
+    monkeypatch.setenv("CITEBOT_EMBEDDING_BACKEND", "auto")
+    monkeypatch.setenv("CITEBOT_EMBEDDING_MODEL", "citebot-tests/no-such-model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never try the network
+
+    def fallbacks() -> list[str]:
+        found = [r.getMessage() for r in caplog.records if "bundled" in r.getMessage()]
+        caplog.clear()
+        return found
+
+    assert main(["index", str(seed_articles)]) == 0
+    assert len(fallbacks()) == 1
+    assert main(["ask", "What models did TBD distill from?"]) == 0
+    assert main(["search", "Avocado"]) == 0
+    assert fallbacks() == []
+    assert main(["index", str(seed_articles)]) == 0
+    assert len(fallbacks()) == 1

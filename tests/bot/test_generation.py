@@ -19,7 +19,7 @@ from bot.llm.answerer import (
 from bot.settings import Settings
 from tests.bot.conftest import FAKE_API_KEY, FAKE_MODEL, with_llm
 from tests.bot.discord.conftest import DISTRACTORS, make_settings, write_articles
-from tests.conftest import SEED_ARTICLES
+from tests.conftest import SEED_ARTICLE, SEED_ARTICLES
 from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_llm import FakeLLM, LLMRequest, Reply
 
@@ -37,13 +37,11 @@ def indexed(
     tmp_path_factory: pytest.TempPathFactory, embedder: MemoisingEmbedder
 ) -> tuple[Settings, MemoisingEmbedder]:
     """Settings and embedder over the seed article, distractors and an injected article."""
-    if not SEED_ARTICLES.is_dir():
-        pytest.skip(f"shared evaluation sets not found at {SEED_ARTICLES}")
     root = tmp_path_factory.mktemp("generation")
     articles = write_articles(
         root / "articles", {**DISTRACTORS, "avocado-notes.txt": INJECTED_ARTICLE}
     )
-    shutil.copy(SEED_ARTICLES / "tbd-avocado.txt", articles)
+    shutil.copy(SEED_ARTICLES / SEED_ARTICLE, articles)
     settings = make_settings(root / "data", articles)
     Engine(settings, embedder=embedder).corpus().sync([articles])
     return settings, embedder
@@ -68,7 +66,7 @@ def distill_answer(request: LLMRequest) -> str:
     """A good reply: the models, from the passage naming them (with a marker for a passage
     that does not exist), then a fact from another passage, and a gloss."""
     models = request.passage_with("Gemma")
-    wang = request.passage_with("汪滔就是封閉式模型的支持者")
+    wang = request.passage_with("一向主張採用封閉式模型")
     return (
         f"TBD distilled Google's Gemma, OpenAI's gpt-oss and Qwen [{models}][9]. "
         f"Meta's new AI chief 汪滔 (Alexandr Wang) favours closed models [{wang}].\n\n"
@@ -94,7 +92,7 @@ def test_the_checked_answer_cites_the_passage_naming_the_models(
     assert [models.n, wang.n] == [1, 2]
     assert all(name in models.quote for name in ("Gemma", "gpt-oss", "Qwen"))
     assert models.gloss == "The TBD team distilled Gemma, gpt-oss and Qwen."
-    assert "汪滔就是封閉式模型的支持者" in wang.quote
+    assert "一向主張採用封閉式模型" in wang.quote
     assert wang.gloss is None
     assert {models.chunk_id, wang.chunk_id} < {chunk.chunk_id for chunk in answer.retrieved}
     [request] = fake_llm.requests

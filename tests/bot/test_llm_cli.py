@@ -87,7 +87,7 @@ def test_llm_smoke_prints_answers_citations_and_verdicts(
     assert llm_smoke([str(seed_articles.parent / "questions.jsonl")]) == 0
 
     out = capsys.readouterr().out
-    assert "[seed-1] What models did TBD distill from?" in out
+    assert "[sample-1] What models did TBD distill from?" in out
     assert "expected: Gemma, gpt-oss, Qwen" in out
     assert "ok supported   TBD distilled Gemma, gpt-oss and Qwen [" in out
     assert "ok supported   TBD 擷取了 Gemma 和「通義千問」[" in out

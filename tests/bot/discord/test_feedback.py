@@ -14,6 +14,7 @@ from tests.bot.discord.conftest import (
     run_command,
 )
 from tests.bot.discord.test_ask import DISTILL_QUESTION, custom_ids
+from tests.conftest import SEED_ARTICLE
 from tests.helpers.fake_discord import FakeDiscord, running_bot
 
 
@@ -46,7 +47,7 @@ async def test_buttons_store_votes_and_keep_working_after_a_restart(
     assert posted is not None
     assert sources_button == f"citebot:sources:{posted.id}"
     assert json.loads(up["chunk_ids"]) == [citation.chunk_id for citation in posted.citations]
-    assert {citation.article for citation in posted.citations} == {"tbd-avocado.txt"}
+    assert {citation.article for citation in posted.citations} == {SEED_ARTICLE}
 
     restarted = Engine(indexed_engine.settings, embedder=indexed_engine.embedder)
     async with running_bot(fake, make_bot(restarted, fake)) as bot:

