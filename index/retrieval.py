@@ -13,9 +13,10 @@ import numpy as np
 from index.background import background_scores
 from index.chunking import passage_with_title
 from index.embedding import Embedder
-from index.lexical import LexicalIndex, window_overlap, writes_chinese
+from index.lexical import LexicalIndex, window_overlap
 from index.reranking import Reranker
 from index.store import ChunkStore, StoredChunk
+from index.text import writes_chinese
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # The crowd a best chunk is compared with, for abstention: itself and the next 49.

@@ -21,9 +21,10 @@ from functools import cache
 from types import ModuleType
 from typing import Literal
 
-from bot.llm.text import HAN, Language, fold, language_of
+from bot.llm.text import Language, language_of
 from index.sentences import sentence_spans
 from index.store import StoredChunk
+from index.text import HAN, HAN_RUN, fold
 
 Verdict = Literal["supported", "unverified", "unsupported", "uncited"]
 # Sentences quoted from a passage as the evidence for the sentences citing it.
@@ -52,7 +53,6 @@ _SCALES = {
 }
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.&][A-Za-z0-9]+)*")
 _POSSESSIVE = re.compile(r"['’]s\b")
-_HAN_RUN = re.compile(f"[{HAN}]+")
 # jieba's tags for people, places, organisations and other proper nouns.
 _PROPER_NOUN_TAGS = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz"})
 _QUOTED = re.compile(r"[「『《“\"]([^」』》”\"]{1,40})[」』》”\"]")
@@ -234,7 +234,7 @@ def _names(claim: str) -> list[str]:
         if len(text) > 1 and (capitalised or any(c.isdigit() for c in text)):
             names.append(text)
     if english:
-        names += _HAN_RUN.findall(claim)
+        names += HAN_RUN.findall(claim)
     else:
         names += [quoted.strip() for quoted in _QUOTED.findall(claim) if quoted.strip()]
         names += _chinese_proper_nouns(claim)
@@ -246,7 +246,7 @@ def _chinese_proper_nouns(claim: str) -> list[str]:
     return [
         word
         for word, flag in _jieba_tagger().cut(fold(claim))
-        if flag in _PROPER_NOUN_TAGS and len(word) > 1 and _HAN_RUN.fullmatch(word)
+        if flag in _PROPER_NOUN_TAGS and len(word) > 1 and HAN_RUN.fullmatch(word)
     ]
 
 
