@@ -6,7 +6,6 @@ This is the answer engine every front end shares (the CLI, Discord); it knows no
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol
@@ -14,15 +13,24 @@ from typing import Literal, Protocol
 import numpy as np
 
 from bot.errors import QuestionError
+from bot.sentence_scoring import (
+    SENTENCE_SCORER,
+    Candidate,
+    Question,
+    SentenceScorer,
+    candidates,
+    features,
+)
+from index.lexical import lexical_tokens
 from index.retrieval import AbstentionPolicy, Retrieval, Retriever
 from index.store import StoredChunk
+from index.text import fold
 
 NO_ANSWER = "The indexed articles don't answer this question."
-# A sentence joins the answer when it scores within this margin of the best sentence.
-_SENTENCE_MARGIN = 0.03
-# Sentences are quoted from the top chunks only, with a small penalty per rank.
-_QUOTE_CANDIDATE_CHUNKS = 3
-_RANK_PENALTY = 0.005
+# Sentences are quoted from the top chunks only.
+QUOTE_CANDIDATE_CHUNKS = 3
+# A supporting sentence must score at least this share of the answering one's probability.
+_SUPPORT_RATIO = 0.8
 
 # Called with the answer text so far while a generated answer streams in.
 TextCallback = Callable[[str], None]
@@ -114,19 +122,12 @@ def clean_question(question: str, max_chars: int) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class _Sentence:
-    chunk: StoredChunk
-    text: str
-    score: float
-
-
 class ExtractiveAnswerer:
-    """Answers by quoting the retrieved sentences most similar to the question, each cited.
+    """Answers by quoting the retrieved sentence that answers the question, then any that add
+    support it lacks, each cited (`bot.sentence_scoring` judges which sentence answers).
 
     When the abstention policy (calibrated per embedding model) finds no passage close enough
-    to the question, it says the articles
-    do not answer rather than quote noise.
+    to the question, it says the articles do not answer rather than quote noise.
     """
 
     def __init__(
@@ -137,36 +138,39 @@ class ExtractiveAnswerer:
         abstention: AbstentionPolicy | None = None,
         max_sentences: int = 3,
         max_question_chars: int = 1000,
+        scorer: SentenceScorer = SENTENCE_SCORER,
     ) -> None:
         self._retriever = retriever
         self._top_k = top_k
         self._abstention = abstention
         self._max_sentences = max_sentences
         self._max_question_chars = max_question_chars
+        self._scorer = scorer
 
     def answer(
         self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
     ) -> Answer:
-        """Retrieve, decide whether the articles answer, and quote the best sentences (those
-        closest to `focus`, when given).
+        """Retrieve, decide whether the articles answer, and quote the sentences that answer
+        (what `focus` asks, when given).
 
         A quoted answer is ready at once, so `on_text` is never called."""
         question = clean_question(question, self._max_question_chars)
         retrieval = self._retriever.retrieve(question, self._top_k)
-        if focus and focus != question:
-            return self.compose(retrieval, self._retriever.query_vector(focus))
-        return self.compose(retrieval)
+        return self.compose(retrieval, focus if focus and focus != question else None)
 
-    def compose(self, retrieval: Retrieval, focus_vector: np.ndarray | None = None) -> Answer:
-        """The answer from passages already retrieved (the top `top_k` of them are used);
-        sentences are chosen by their similarity to `focus_vector`, else to the query."""
+    def compose(self, retrieval: Retrieval, focus: str | None = None) -> Answer:
+        """The answer from passages already retrieved (the top `top_k` of them are used), to
+        `focus` when given (a follow-up's own words), else to the query."""
         chunks = retrieval.chunks[: self._top_k]
         timings = {"embed": retrieval.embed_ms, "search": retrieval.search_ms}
         if self.abstains(retrieval):
             return Answer(retrieval.query, NO_ANSWER, [], chunks, True, timings)
         started = time.perf_counter()
-        target = retrieval.query_vector if focus_vector is None else focus_vector
-        sentences = self._best_sentences(chunks, target)
+        if focus:
+            asked = Question.of(focus, self._retriever.query_vector(focus))
+        else:
+            asked = Question.of(retrieval.query, retrieval.query_vector)
+        sentences = self._answering_sentences(chunks[:QUOTE_CANDIDATE_CHUNKS], asked)
         text, citations = _cite(sentences)
         timings["extract"] = (time.perf_counter() - started) * 1000
         quotes = tuple(sentence.text for sentence in sentences)
@@ -179,40 +183,38 @@ class ExtractiveAnswerer:
             return True
         return self._abstention is not None and self._abstention.should_abstain(retrieval)
 
-    def _best_sentences(
-        self, chunks: list[StoredChunk], query_vector: np.ndarray
-    ) -> list[_Sentence]:
-        """Score the sentences of the top chunks against the query and keep the close best.
-
-        A sentence's score is its similarity to the question, less a small penalty for each
-        rank its chunk sits below the first.
-        """
-        top = chunks[:_QUOTE_CANDIDATE_CHUNKS]
-        rank_of = {chunk.chunk_id: rank for rank, chunk in enumerate(top)}
-        chunk_of = {chunk.chunk_id: chunk for chunk in top}
-        scored = sorted(
-            (
-                _Sentence(
-                    chunk_of[chunk_id],
-                    text,
-                    float(vector @ query_vector) - _RANK_PENALTY * rank_of[chunk_id],
-                )
-                for chunk_id, text, vector in self._retriever.sentences(top)
-            ),
-            key=lambda sentence: -sentence.score,
-        )
-        chosen: list[_Sentence] = []
-        for sentence in scored:
-            if len(chosen) == self._max_sentences:
+    def _answering_sentences(self, chunks: list[StoredChunk], asked: Question) -> list[Candidate]:
+        """The sentence most likely to answer, then (best first) each that scores close to it
+        and holds question words or names that the sentences before it lack."""
+        found = candidates(chunks, self._retriever.sentences(chunks))
+        if not found:
+            return []
+        rows = features(asked, found)
+        scores = self._scorer.probabilities(rows)
+        order = np.argsort(-scores, kind="stable")
+        best = found[int(order[0])]
+        chosen = [best]
+        covered = _support(asked, best)
+        for n in order[1:]:
+            if len(chosen) == self._max_sentences or scores[n] < _SUPPORT_RATIO * scores[order[0]]:
                 break
-            if chosen and sentence.score < chosen[0].score - _SENTENCE_MARGIN:
-                break
-            if not any(_same_text(sentence.text, other.text) for other in chosen):
+            sentence = found[int(n)]
+            adds = _support(asked, sentence) - covered
+            if adds and not any(_same_text(sentence.text, other.text) for other in chosen):
                 chosen.append(sentence)
+                covered |= adds
         return chosen
 
 
-def _cite(sentences: list[_Sentence]) -> tuple[str, list[Citation]]:
+def _support(asked: Question, sentence: Candidate) -> set[str]:
+    """The question's words and names a sentence holds: what it can vouch for."""
+    folded = fold(sentence.text)
+    return {name for name in asked.names if name in folded} | (
+        asked.tokens & set(lexical_tokens(sentence.text))
+    )
+
+
+def _cite(sentences: list[Candidate]) -> tuple[str, list[Citation]]:
     """Join sentences with `[n]` markers; one citation per chunk, numbered by first use."""
     numbers: dict[str, int] = {}
     quotes: dict[str, list[str]] = {}
@@ -241,9 +243,5 @@ def _cite(sentences: list[_Sentence]) -> tuple[str, list[Citation]]:
 
 def _same_text(a: str, b: str) -> bool:
     """Whether two sentences say the same, or one contains the other, ignoring width and spaces."""
-    a, b = _fold(a), _fold(b)
+    a, b = "".join(fold(a).split()), "".join(fold(b).split())
     return a in b or b in a
-
-
-def _fold(text: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", text).lower().split())

@@ -140,11 +140,35 @@ def citation_embed(citation: Citation, quote_limit: int) -> discord.Embed:
 
 def answer_payloads(answer: Answer) -> list[Payload]:
     """The answer text with its `[n]` markers (after any notice, in italics), then one embed
-    per source with a short quote."""
-    text = f"*{answer.notice}*\n{answer.text}" if answer.notice else answer.text
+    per source with a short quote. A quoted answer reads as one: the sentence that answers,
+    quoted, with its source's title and date, then the supporting sentences."""
+    body = quoted_answer_text(answer) if answer.mode == "extractive" else answer.text
+    text = f"*{answer.notice}*\n{body}" if answer.notice else body
     contents = split_answer_text(neutralise_mentions(text))
     embeds = [citation_embed(citation, QUOTE_PREVIEW_CHARS) for citation in answer.citations]
     return _with_embeds([Payload(content=content) for content in contents], pack_embeds(embeds))
+
+
+def quoted_answer_text(answer: Answer) -> str:
+    """`> first quote [1]` and `— title, date` under it, then the supporting quotes; the plain
+    text when there is nothing quoted (an abstention)."""
+    if answer.abstained or not answer.quotes or not answer.citations:
+        return answer.text
+    first, *support = answer.quotes
+    lines = [f"> {first} [1]", f"— {_source_line(answer.citations[0])}"]
+    if support:
+        lines += ["", "Also:"] + [f"> {quote} [{_cited(answer, quote)}]" for quote in support]
+    return "\n".join(lines)
+
+
+def _cited(answer: Answer, quote: str) -> int:
+    """The number of the citation a quoted sentence comes from."""
+    return next((c.n for c in answer.citations if quote in c.quote), answer.citations[0].n)
+
+
+def _source_line(citation: Citation) -> str:
+    """A source's title, and its date when known."""
+    return f"*{citation.title}*, {citation.date}" if citation.date else f"*{citation.title}*"
 
 
 def streaming_payload(text: str) -> Payload:

@@ -9,9 +9,11 @@ all use these.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from functools import cache
+from types import ModuleType
 
 import opencc
 
@@ -35,3 +37,14 @@ def writes_chinese(text: str) -> bool:
     """Whether a text is mostly Chinese (a third or more of its letters are Han characters)."""
     letters = sum(char.isalpha() for char in text)
     return letters > 0 and len(HAN_CHAR.findall(text)) / letters >= 1 / 3
+
+
+@cache
+def jieba_tagger() -> ModuleType:
+    """jieba's part-of-speech tagger (its dictionary is Simplified: give it folded text),
+    loaded on first use (about a second), quietly."""
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba.posseg
