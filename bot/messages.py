@@ -49,7 +49,7 @@ EMBED_COLOUR = discord.Colour.blurple()
 
 _ZERO_WIDTH_SPACE = "\u200b"
 _MENTION = re.compile(r"@(?=everyone|here)|(?<=<)@(?=[!&]?\d)", re.IGNORECASE)
-_AFTER_CITATION = re.compile(r"(?<=\])\s+")
+_AFTER_CITATION = re.compile(r"(?<=\])(\s+)")
 _TRAILING_MARKER = re.compile(r"\s*\[\d+\]$")
 
 
@@ -93,8 +93,8 @@ def split_answer_text(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
     """
     contents: list[str] = []
     current = ""
-    for unit in _sentence_units(text.strip(), limit):
-        joined = f"{current} {unit}" if current else unit
+    for unit, separator in _sentence_units(text.strip(), limit):
+        joined = f"{current}{separator}{unit}" if current else unit
         if len(joined) <= limit:
             current = joined
         else:
@@ -279,18 +279,23 @@ def _with_embeds(payloads: list[Payload], batches: list[list[discord.Embed]]) ->
     return payloads + [Payload(embeds=tuple(batch)) for batch in batches]
 
 
-def _sentence_units(text: str, limit: int) -> Iterator[str]:
-    """The cited sentences of an answer, each wrapped to `limit` if it is longer."""
-    for unit in _AFTER_CITATION.split(text):
+def _sentence_units(text: str, limit: int) -> Iterator[tuple[str, str]]:
+    """The cited sentences of an answer, each wrapped to `limit` if it is longer, with what
+    joins each to the one before: a line break where the answer had one, else a space."""
+    parts = _AFTER_CITATION.split(text)
+    for unit, before in zip(parts[::2], ["", *parts[1::2]], strict=True):
+        separator = "\n" * min(before.count("\n"), 2) or " "
         if len(unit) <= limit:
-            yield unit
+            yield unit, separator
             continue
         marker = _TRAILING_MARKER.search(unit)
         tail = marker.group() if marker else ""
         body = unit[: len(unit) - len(tail)]
         pieces = list(_wrap(body, limit - len(tail)))
-        yield from pieces[:-1]
-        yield pieces[-1] + tail
+        yield pieces[0] + (tail if len(pieces) == 1 else ""), separator
+        yield from ((piece, " ") for piece in pieces[1:-1])
+        if len(pieces) > 1:
+            yield pieces[-1] + tail, " "
 
 
 def _wrap(text: str, width: int) -> Iterator[str]:
