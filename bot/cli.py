@@ -7,12 +7,13 @@ The index, the embedding model and discord.py are imported by the commands that 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from bot.errors import CitebotError, ConfigError
 from index.redaction import install_log_redaction, redact
@@ -140,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
         "--no-answers", action="store_true", help="measure retrieval only (much faster)"
     )
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.add_argument(
+        "--details", type=Path, metavar="FILE", help="write one JSON line per question to FILE"
+    )
     evaluate.set_defaults(run=_evaluate)
 
     discord_bot = commands.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
@@ -212,17 +216,28 @@ def _ask(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from bot.evaluation import evaluate_set, format_eval
 
-    result = evaluate_set(
-        _engine(),
-        args.set_dir,
-        k=args.k,
-        extra_articles=args.extra_articles,
-        limit=args.limit,
-        answers=not args.no_answers,
-        on_progress=_ProgressBar().update,
-    )
+    with contextlib.ExitStack() as stack:
+        details = stack.enter_context(_open_details(args.details)) if args.details else None
+        result = evaluate_set(
+            _engine(),
+            args.set_dir,
+            k=args.k,
+            extra_articles=args.extra_articles,
+            limit=args.limit,
+            answers=not args.no_answers,
+            on_progress=_ProgressBar().update,
+            details=details,
+        )
     print(json.dumps(result, indent=2) if args.json else format_eval(result))
     return 0
+
+
+def _open_details(path: Path) -> TextIO:
+    """The `--details` file, opened for writing; a path that cannot be written is a user error."""
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot write --details {path}: {error.strerror}") from None
 
 
 def _bot(args: argparse.Namespace) -> int:

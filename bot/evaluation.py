@@ -2,7 +2,9 @@
 
 hit@k: a top-k chunk comes from the gold article and contains an answer string (both NFKC).
 MRR@10: reciprocal rank of the first such chunk. answer_hit: the answer text or its cited quotes
-contain an answer. The set is indexed into its own collection, reused while nothing changed.
+contain an answer; answer_first_hit: the first quoted sentence does; quotes_per_answer: the
+mean number of quoted sentences of the answered questions. The set is indexed into its own
+collection, reused while nothing changed.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from bot.answering import Answer, clean_question
 from bot.engine import Engine
 from index.corpus import Corpus
+from index.errors import CitebotError
 from index.indexer import IndexProgress
 from index.store import INDEX_FORMAT, StoredChunk
 
 HIT_KS = (1, 3, 5, 10)
+_REQUIRED_KEYS = ("id", "question", "answers", "article")
+
+
+class EvalSetError(CitebotError):
+    """An evaluation set folder that is missing or whose questions cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -37,22 +46,36 @@ class EvalQuestion:
 
 
 def load_questions(set_dir: Path) -> list[EvalQuestion]:
-    """Read `questions.jsonl`; gold articles are resolved to absolute paths."""
+    """Read `questions.jsonl`; gold articles are resolved to absolute paths. A missing file or a
+    row without `id`, `question`, `answers` or `article` is an `EvalSetError` naming it."""
     articles = (set_dir / "articles").resolve()
+    path = set_dir / "questions.jsonl"
+    if not path.is_file():
+        raise EvalSetError(f"{path} not found: an evaluation set is a folder with questions.jsonl")
     rows = []
-    with (set_dir / "questions.jsonl").open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
                 row = json.loads(line)
-                rows.append(
-                    EvalQuestion(
-                        id=str(row["id"]),
-                        question=row["question"],
-                        answers=list(row["answers"]),
-                        gold_path=articles / row["article"],
-                        lang=row.get("lang", ""),
-                    )
+                missing = [key for key in _REQUIRED_KEYS if key not in row]
+            except ValueError as error:
+                raise EvalSetError(f"{path}, line {number}: not JSON ({error})") from None
+            if missing:
+                raise EvalSetError(
+                    f"{path}, line {number}: the row has no {', '.join(missing)} "
+                    f"(each row needs {', '.join(_REQUIRED_KEYS)})"
                 )
+            rows.append(
+                EvalQuestion(
+                    id=str(row["id"]),
+                    question=row["question"],
+                    answers=list(row["answers"]),
+                    gold_path=articles / row["article"],
+                    lang=row.get("lang", ""),
+                )
+            )
     return rows
 
 
@@ -69,8 +92,22 @@ def first_hit_rank(chunks: Sequence[StoredChunk], question: EvalQuestion) -> int
 
 def answer_hit(answer: Answer, question: EvalQuestion) -> bool:
     """Whether the answer text or a cited quote contains one of the expected answers."""
-    said = _nfkc(" ".join([answer.text, *(citation.quote for citation in answer.citations)]))
-    return not answer.abstained and any(_nfkc(expected) in said for expected in question.answers)
+    said = " ".join([answer.text, *(citation.quote for citation in answer.citations)])
+    return not answer.abstained and _contains_answer(said, question)
+
+
+def answer_first_hit(answer: Answer, question: EvalQuestion) -> bool:
+    """Whether the first quoted sentence (the one the reader reads first) contains an answer."""
+    return (
+        not answer.abstained
+        and bool(answer.quotes)
+        and _contains_answer(answer.quotes[0], question)
+    )
+
+
+def _contains_answer(text: str, question: EvalQuestion) -> bool:
+    said = _nfkc(text)
+    return any(_nfkc(expected) in said for expected in question.answers)
 
 
 def evaluate_set(
@@ -83,14 +120,18 @@ def evaluate_set(
     answers: bool = True,
     unanswerable: Sequence[str] = (),
     on_progress: Callable[[IndexProgress], None] | None = None,
+    details: TextIO | None = None,
 ) -> dict[str, object]:
     """Index the set (cached), ask every question, and return the metrics.
 
     With `answers=False` only retrieval is measured (answer_hit is None): much faster, since
     composing an extractive answer embeds the candidate sentences. `abstained` is the share of
     questions the abstention policy turns down; `false_answer`, given `unanswerable` questions
-    (other sets' questions, say), the share of those it still answers.
+    (other sets' questions, say), the share of those it still answers. With `details`, one
+    JSON line per question is written to it (`question_details`).
     """
+    if not set_dir.is_dir():
+        raise EvalSetError(f"{set_dir} is not a folder: give an evaluation set's folder")
     roots = [set_dir / "articles", *extra_articles]
     corpus = eval_corpus(engine, roots)
     report = corpus.sync(roots, on_progress=on_progress)
@@ -99,19 +140,29 @@ def evaluate_set(
     answerer = engine.answerer(retriever)
     ranks: list[int | None] = []
     hits: list[bool] = []
+    first_hits: list[bool] = []
+    quote_counts: list[int] = []
     abstained = 0
     latencies, retrieval_latencies = [], []
     for question in questions:
         started = time.perf_counter()
         retrieval = retriever.retrieve(clean_question(question.question, 10_000), max(k, 10))
         retrieved = time.perf_counter()
-        ranks.append(first_hit_rank(retrieval.chunks[:10], question))
+        rank = first_hit_rank(retrieval.chunks[:10], question)
+        ranks.append(rank)
         retrieval_latencies.append((retrieved - started) * 1000)
         abstained += answerer.abstains(retrieval)
+        answer = None
         if answers:
             answer = answerer.compose(retrieval)
             latencies.append((time.perf_counter() - started) * 1000)
             hits.append(answer_hit(answer, question))
+            first_hits.append(answer_first_hit(answer, question))
+            if not answer.abstained:
+                quote_counts.append(len(answer.quotes))
+        if details is not None:
+            row = question_details(question, rank, answer)
+            details.write(json.dumps(row, ensure_ascii=False) + "\n")
     count = max(len(questions), 1)
     metrics: dict[str, object] = {
         "set": set_dir.name,
@@ -128,12 +179,38 @@ def evaluate_set(
         )
     metrics["mrr@10"] = round(sum(1 / r for r in ranks if r is not None) / count, 4)
     metrics["answer_hit"] = round(sum(hits) / count, 4) if answers else None
+    metrics["answer_first_hit"] = round(sum(first_hits) / count, 4) if answers else None
+    metrics["quotes_per_answer"] = (
+        round(statistics.fmean(quote_counts), 3) if answers and quote_counts else None
+    )
     metrics["abstained"] = round(abstained / count, 4)
     answered = [not answerer.abstains(retriever.retrieve(q, 10)) for q in unanswerable]
     metrics["false_answer"] = round(sum(answered) / len(answered), 4) if answered else None
     metrics["latency_ms"] = _percentiles(latencies) if answers else None
     metrics["retrieval_latency_ms"] = _percentiles(retrieval_latencies)
     return metrics
+
+
+def question_details(
+    question: EvalQuestion, rank: int | None, answer: Answer | None
+) -> dict[str, object]:
+    """One `--details` line: the question, the rank of its first hit, and (when answers are
+    measured) the answer, its quotes and whether they hold an expected answer."""
+    row: dict[str, object] = {
+        "id": question.id,
+        "question": question.question,
+        "answers": question.answers,
+        "first_hit_rank": rank,
+    }
+    if answer is not None:
+        row |= {
+            "abstained": answer.abstained,
+            "answer": answer.text,
+            "quotes": list(answer.quotes),
+            "answer_hit": answer_hit(answer, question),
+            "answer_first_hit": answer_first_hit(answer, question),
+        }
+    return row
 
 
 def format_eval(metrics: dict[str, object]) -> str:
@@ -152,8 +229,11 @@ def format_eval(metrics: dict[str, object]) -> str:
         lines[-1] += f"  false-answer on unanswerable {metrics['false_answer']:.3f}"
     if metrics["answer_hit"] is not None:
         latency = metrics["latency_ms"]
+        quotes = metrics["quotes_per_answer"]
         lines += [
-            f"answer_hit {metrics['answer_hit']:.3f}",
+            f"answer_hit {metrics['answer_hit']:.3f}  "
+            f"answer_first_hit {metrics['answer_first_hit']:.3f}  "
+            f"quotes_per_answer {'-' if quotes is None else f'{quotes:.2f}'}",
             f"answer latency p50 {latency['p50']} ms, p95 {latency['p95']} ms",  # type: ignore[index]
         ]
     return "\n".join(lines)

@@ -50,7 +50,7 @@ EMBED_COLOUR = discord.Colour.blurple()
 
 _ZERO_WIDTH_SPACE = "\u200b"
 _MENTION = re.compile(r"@(?=everyone|here)|(?<=<)@(?=[!&]?\d)", re.IGNORECASE)
-_AFTER_CITATION = re.compile(r"(?<=\])\s+")
+_AFTER_CITATION = re.compile(r"(?<=\])(\s+)")
 _TRAILING_MARKER = re.compile(r"\s*\[\d+\]$")
 
 
@@ -94,8 +94,8 @@ def split_answer_text(text: str, limit: int = CONTENT_LIMIT) -> list[str]:
     """
     contents: list[str] = []
     current = ""
-    for unit in _sentence_units(text.strip(), limit):
-        joined = f"{current} {unit}" if current else unit
+    for unit, separator in _sentence_units(text.strip(), limit):
+        joined = f"{current}{separator}{unit}" if current else unit
         if len(joined) <= limit:
             current = joined
         else:
@@ -141,11 +141,35 @@ def citation_embed(citation: Citation, quote_limit: int) -> discord.Embed:
 
 def answer_payloads(answer: Answer) -> list[Payload]:
     """The answer text with its `[n]` markers (after any notice, in italics), then one embed
-    per source with a short quote."""
-    text = f"*{answer.notice}*\n{answer.text}" if answer.notice else answer.text
+    per source with a short quote. A quoted answer reads as one: the sentence that answers,
+    quoted, with its source's title and date, then the supporting sentences."""
+    body = quoted_answer_text(answer) if answer.mode == "extractive" else answer.text
+    text = f"*{answer.notice}*\n{body}" if answer.notice else body
     contents = split_answer_text(neutralise_mentions(text))
     embeds = [citation_embed(citation, QUOTE_PREVIEW_CHARS) for citation in answer.citations]
     return _with_embeds([Payload(content=content) for content in contents], pack_embeds(embeds))
+
+
+def quoted_answer_text(answer: Answer) -> str:
+    """`> first quote [1]` and `— title, date` under it, then the supporting quotes; the plain
+    text when there is nothing quoted (an abstention)."""
+    if answer.abstained or not answer.quotes or not answer.citations:
+        return answer.text
+    first, *support = answer.quotes
+    lines = [f"> {first} [1]", f"— {_source_line(answer.citations[0])}"]
+    if support:
+        lines += ["", "Also:"] + [f"> {quote} [{_cited(answer, quote)}]" for quote in support]
+    return "\n".join(lines)
+
+
+def _cited(answer: Answer, quote: str) -> int:
+    """The number of the citation a quoted sentence comes from."""
+    return next((c.n for c in answer.citations if quote in c.quote), answer.citations[0].n)
+
+
+def _source_line(citation: Citation) -> str:
+    """A source's title, and its date when known."""
+    return f"*{citation.title}*, {citation.date}" if citation.date else f"*{citation.title}*"
 
 
 def streaming_payload(text: str) -> Payload:
@@ -261,18 +285,23 @@ def _with_embeds(payloads: list[Payload], batches: list[list[discord.Embed]]) ->
     return payloads + [Payload(embeds=tuple(batch)) for batch in batches]
 
 
-def _sentence_units(text: str, limit: int) -> Iterator[str]:
-    """The cited sentences of an answer, each wrapped to `limit` if it is longer."""
-    for unit in _AFTER_CITATION.split(text):
+def _sentence_units(text: str, limit: int) -> Iterator[tuple[str, str]]:
+    """The cited sentences of an answer, each wrapped to `limit` if it is longer, with what
+    joins each to the one before: a line break where the answer had one, else a space."""
+    parts = _AFTER_CITATION.split(text)
+    for unit, before in zip(parts[::2], ["", *parts[1::2]], strict=True):
+        separator = "\n" * min(before.count("\n"), 2) or " "
         if len(unit) <= limit:
-            yield unit
+            yield unit, separator
             continue
         marker = _TRAILING_MARKER.search(unit)
         tail = marker.group() if marker else ""
         body = unit[: len(unit) - len(tail)]
         pieces = list(_wrap(body, limit - len(tail)))
-        yield from pieces[:-1]
-        yield pieces[-1] + tail
+        yield pieces[0] + (tail if len(pieces) == 1 else ""), separator
+        yield from ((piece, " ") for piece in pieces[1:-1])
+        if len(pieces) > 1:
+            yield pieces[-1] + tail, " "
 
 
 def _wrap(text: str, width: int) -> Iterator[str]:

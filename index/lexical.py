@@ -1,8 +1,8 @@
 """BM25 over chunks with a tokenizer for Chinese and Latin script, beside the dense vectors.
 
-Chinese is folded to Simplified (OpenCC) and cut into character bigrams, which need no
-dictionary and match names and terms exactly; Latin-script text into lowercased words. Both go
-through NFKC first, so full-width letters and digits match their ASCII forms.
+Text is folded first (`index.text.fold`: width, case, Traditional to Simplified); Chinese is then
+cut into character bigrams, which need no dictionary and match names and terms exactly, and
+Latin-script text into words.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 
 import bm25s
@@ -20,29 +18,21 @@ import bm25s.stopwords
 import numpy as np
 
 from index.sentences import sentence_spans
+from index.text import HAN_RUN, fold
 
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # English function words carry no evidence; in a mixed-language corpus they would make every
 # English article a lexical match for every English question.
 _STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN_PLUS)
 
 
-@cache
-def _to_simplified():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
 def lexical_tokens(text: str) -> list[str]:
     """Tokens for BM25: CJK character bigrams (a lone character stands alone) and words,
     English stopwords left out."""
-    folded = _to_simplified().convert(unicodedata.normalize("NFKC", text).casefold())
+    folded = fold(text)
     tokens: list[str] = []
     position = 0
-    for run in _CJK_RUN.finditer(folded):
+    for run in HAN_RUN.finditer(folded):
         tokens.extend(_words(folded, position, run.start()))
         chars = run.group()
         tokens.extend(
@@ -51,12 +41,6 @@ def lexical_tokens(text: str) -> list[str]:
         position = run.end()
     tokens.extend(_words(folded, position, len(folded)))
     return tokens
-
-
-def writes_chinese(text: str) -> bool:
-    """Whether a text is mostly Chinese (a third or more of its letters are CJK characters)."""
-    letters = sum(char.isalpha() for char in text)
-    return letters > 0 and len(_CJK_CHAR.findall(text)) / letters >= 1 / 3
 
 
 def window_overlap(query: str, title: str, text: str, sentences: int = 3) -> float:

@@ -10,12 +10,14 @@ from typing import Literal
 
 import numpy as np
 
+from index.aliases import AliasTable, build_aliases
 from index.background import background_scores
 from index.chunking import passage_with_title
 from index.embedding import Embedder
-from index.lexical import LexicalIndex, window_overlap, writes_chinese
+from index.lexical import LexicalIndex, lexical_tokens, window_overlap
 from index.reranking import Reranker
 from index.store import ChunkStore, StoredChunk
+from index.text import writes_chinese
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # The crowd a best chunk is compared with, for abstention: itself and the next 49.
@@ -38,7 +40,8 @@ class Retrieval:
     chunks (up to 50, best first; empty without dense retrieval), `background_scores`, those of
     unrelated passages, `same_script`, whether query and best chunk are both Chinese or both
     not, and `lexical_overlap`, the largest share of the query's words three consecutive
-    sentences of the best chunk contain.
+    sentences of the best chunk contain. `aliases` are the other-script spellings of the query's
+    names that BM25 searched for too (`index.aliases`).
     """
 
     query: str
@@ -53,6 +56,7 @@ class Retrieval:
     # Each dense candidate's passage similarity (cosine, 1 is best) by chunk id, for people:
     # the chunks' `score` is the fused or reranked one, which only orders them.
     similarities: dict[str, float] = dataclasses.field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
 
 class Retriever:
@@ -77,6 +81,7 @@ class Retriever:
         self.reranker = reranker
         self._rerank_candidates = rerank_candidates
         self._article_diversity = article_diversity
+        self._alias_table: AliasTable | None = None
 
     @property
     def embedder_identity(self) -> str:
@@ -93,13 +98,16 @@ class Retriever:
         embedded = time.perf_counter()
         candidates = max(k, _FUSION_CANDIDATES)
         dense = self._dense(vector, candidates) if self.mode != "bm25" else []
-        lexical = self._lexical.search(query, candidates) if self.mode != "dense" else []
+        aliases = tuple(self.aliases(query)) if self.mode != "dense" else ()
+        searched_for = " ".join([query, *aliases])
+        lexical = self._lexical.search(searched_for, candidates) if self.mode != "dense" else []
         if self.mode == "dense":
             ranked = dense
         elif self.mode == "bm25":
             ranked = lexical
         else:
-            ranked = fuse(dense, lexical, _LEXICAL_WEIGHT * self._lexical.coverage(query))
+            coverage = self._lexical.coverage(searched_for)
+            ranked = fuse(dense, lexical, _LEXICAL_WEIGHT * coverage)
         pool = self._chunks(ranked[: max(k, RERANK_POOL)])
         if self.reranker is not None and pool:
             reranked = self._rerank(query, pool[: self._rerank_candidates])
@@ -110,6 +118,7 @@ class Retriever:
             query=query,
             query_vector=vector,
             chunks=chunks,
+            aliases=aliases,
             dense_scores=[score for _, score in dense],
             background_scores=background_scores(self._embedder, vector) if dense else [],
             same_script=bool(chunks) and writes_chinese(query) == writes_chinese(chunks[0].text),
@@ -120,6 +129,18 @@ class Retriever:
             search_ms=(searched - embedded) * 1000,
             similarities=dict(dense),
         )
+
+    def aliases(self, query: str) -> list[str]:
+        """Other-script spellings of the query's names that the articles write (汪滔 for
+        "Alexandr Wang"), from the alias table of this corpus's chunks, built on first use.
+
+        The table is derived from the chunk texts alone, so a rebuilt index (a new retriever)
+        has a rebuilt table; names the articles already write as the query does add nothing.
+        """
+        if self._alias_table is None:
+            self._alias_table = build_aliases(self._store.texts(self._lexical.chunk_ids)[1])
+        known = [token for token in lexical_tokens(query) if self._lexical.coverage(token) == 1.0]
+        return self._alias_table.expansions(query, known)
 
     def _dense(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """The `n` best chunks by their passages: the mean of the chunk's best sentence's and best

@@ -98,8 +98,8 @@ class Ask(commands.Cog):
         )
         await asyncio.to_thread(self.bot.feedback.save_answer, posted)
         first = await self._post(interaction, answer, posted.id, preview.message)
-        if isinstance(channel, discord.TextChannel):
-            await self._open_thread(channel, first, posted)
+        if isinstance(channel, discord.TextChannel) and not answer.abstained:
+            await self._open_thread(channel, first, posted)  # an abstention has nothing to follow
 
     def _answer(
         self,
@@ -123,7 +123,12 @@ class Ask(commands.Cog):
         """Send the answer (as many messages as it takes), its first part replacing the
         preview if there is one; the buttons go on the first message."""
         first, *rest = answer_payloads(answer)
-        view = answer_view(answer_id, with_sources=bool(answer.citations))
+        # An abstention is not an answer to vote on or open sources of: no buttons.
+        view = (
+            None
+            if answer.abstained
+            else answer_view(answer_id, with_sources=bool(answer.citations))
+        )
         if preview is None:
             message = await send_followup(interaction, first, view=view)
         else:

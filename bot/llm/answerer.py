@@ -32,6 +32,7 @@ from bot.llm.prompts import (
     visible_text,
 )
 from index.retrieval import Retrieval, Retriever
+from index.sentences import sentence_spans
 from index.store import StoredChunk
 
 log = logging.getLogger("citebot.llm")
@@ -107,10 +108,11 @@ class GeneratingAnswerer:
             log.info("generated answer rejected by the citation check: %r", parsed.body[:300])
             return Generation(self._fallback(retrieval, CHECK_FAILED), reply, check)
         text, cited = renumber(check.kept)
+        citations = _citations(passages, cited, check.kept, parsed, prompt.gloss_passages)
         answer = Answer(
             question=retrieval.query,
             text=text,
-            citations=_citations(passages, cited, check.kept, parsed, prompt.gloss_passages),
+            citations=citations,
             retrieved=passages,
             abstained=False,
             timings_ms={
@@ -120,6 +122,11 @@ class GeneratingAnswerer:
             },
             mode="generated",
             notice=_check_notice(check),
+            quotes=tuple(
+                citation.quote[span.start : span.end]
+                for citation in citations
+                for span in sentence_spans(citation.quote)
+            ),
         )
         return Generation(answer, reply, check)
 

@@ -11,19 +11,17 @@ What survives is renumbered in order of first use, so the text and the Sources a
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
-from types import ModuleType
 from typing import Literal
 
-from bot.llm.text import HAN, Language, fold, language_of
+from bot.llm.text import Language, language_of
 from index.sentences import sentence_spans
 from index.store import StoredChunk
+from index.text import HAN, HAN_RUN, fold, jieba_tagger
 
 Verdict = Literal["supported", "unverified", "unsupported", "uncited"]
 # Sentences quoted from a passage as the evidence for the sentences citing it.
@@ -52,7 +50,6 @@ _SCALES = {
 }
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.&][A-Za-z0-9]+)*")
 _POSSESSIVE = re.compile(r"['’]s\b")
-_HAN_RUN = re.compile(f"[{HAN}]+")
 # jieba's tags for people, places, organisations and other proper nouns.
 _PROPER_NOUN_TAGS = frozenset({"nr", "nrfg", "nrt", "ns", "nt", "nz"})
 _QUOTED = re.compile(r"[「『《“\"]([^」』》”\"]{1,40})[」』》”\"]")
@@ -234,7 +231,7 @@ def _names(claim: str) -> list[str]:
         if len(text) > 1 and (capitalised or any(c.isdigit() for c in text)):
             names.append(text)
     if english:
-        names += _HAN_RUN.findall(claim)
+        names += HAN_RUN.findall(claim)
     else:
         names += [quoted.strip() for quoted in _QUOTED.findall(claim) if quoted.strip()]
         names += _chinese_proper_nouns(claim)
@@ -245,19 +242,9 @@ def _chinese_proper_nouns(claim: str) -> list[str]:
     """Proper nouns of Chinese text (jieba's part-of-speech tags), in folded form."""
     return [
         word
-        for word, flag in _jieba_tagger().cut(fold(claim))
-        if flag in _PROPER_NOUN_TAGS and len(word) > 1 and _HAN_RUN.fullmatch(word)
+        for word, flag in jieba_tagger().cut(fold(claim))
+        if flag in _PROPER_NOUN_TAGS and len(word) > 1 and HAN_RUN.fullmatch(word)
     ]
-
-
-@cache
-def _jieba_tagger() -> ModuleType:
-    """jieba's tagger, loaded (about a second) on first use, quietly."""
-    import jieba
-    import jieba.posseg
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba.posseg
 
 
 def _translated_names(claim: str, cited: Sequence[_Evidence]) -> set[str]:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.llm.client import ChatMessage
-from bot.llm.text import LANGUAGE_NAMES, fold, language_of
+from bot.llm.text import LANGUAGE_NAMES, language_of
 from index.store import StoredChunk
+from index.text import fold
 
 NO_ANSWER_REPLY = "NO_ANSWER"
 GLOSS_HEADING = "GLOSSES"

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from bot.answering import NO_ANSWER, ExtractiveAnswerer, QuestionError
+from bot.conversation import RecentQuestionsCondenser, Turn
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.retrieval import calibrated_policy
@@ -97,3 +98,37 @@ def test_sentence_transformers_backend_answers_from_the_right_article(minilm, tm
     assert answer.citations[0].title == "Nvidia's new chips"
     glasses = ExtractiveAnswerer(corpus.retriever()).answer("Which glasses sold out?")
     assert glasses.citations[0].url == "https://example.com/glasses"
+
+
+def test_the_first_quote_names_the_models_distilled_from(seed_answerer):
+    answer = seed_answerer.answer("What models did TBD distill from?")
+    assert all(model in answer.quotes[0] for model in ("Gemma", "gpt-oss", "Qwen"))
+
+
+def test_a_follow_up_is_answered_by_what_it_asked(seed_answerer):
+    first = "What models did TBD distill from?"
+    follow_up = "When is it expected to launch?"
+    query = RecentQuestionsCondenser(1000).condense([Turn(first, "")], follow_up)
+    answer = seed_answerer.answer(query, focus=follow_up)
+    assert "明年春季" in answer.quotes[0]
+
+
+def test_a_yes_no_question_is_answered_by_the_sentence_that_settles_it(seed_answerer):
+    answer = seed_answerer.answer("Is Avocado open source?")
+    assert "閉源" in answer.quotes[0]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer_part"),
+    [
+        ("Who is Alexandr Wang?", "汪滔"),
+        ("How much did Meta invest to bring in Alexandr Wang?", "143"),
+    ],
+)
+def test_a_name_in_latin_letters_finds_the_passage_writing_it_in_chinese(
+    seed_answerer, question, answer_part
+):
+    answer = seed_answerer.answer(question)
+    assert not answer.abstained
+    assert "汪滔" in answer.quotes[0]
+    assert answer_part in answer.quotes[0]

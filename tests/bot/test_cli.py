@@ -132,3 +132,61 @@ def test_the_model_fallback_is_reported_by_index_only(seed_articles, monkeypatch
     assert fallbacks() == []
     assert main(["index", str(seed_articles)]) == 0
     assert len(fallbacks()) == 1
+
+
+def _small_set(root, rows):
+    """An evaluation set of one weather article and the given question rows."""
+    (root / "articles").mkdir(parents=True)
+    (root / "articles" / "weather.md").write_text(
+        "---\ntitle: 天氣\n---\n明天台北有雨，氣溫攝氏十八度。週末轉晴。", encoding="utf-8"
+    )
+    (root / "questions.jsonl").write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8"
+    )
+    return root
+
+
+def test_eval_details_writes_one_line_per_question(tmp_path, capsys):
+    rows = [
+        {
+            "id": "w1",
+            "question": "明天台北的氣溫是幾度？",
+            "answers": ["十八度"],
+            "article": "weather.md",
+        },
+        {"id": "w2", "question": "週末天氣如何？", "answers": ["轉晴"], "article": "weather.md"},
+    ]
+    set_dir = _small_set(tmp_path / "set", rows)
+    details = tmp_path / "details.jsonl"
+    assert main(["eval", str(set_dir), "--json", "--details", str(details)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"answer_hit", "answer_first_hit", "quotes_per_answer"} <= set(metrics)
+    lines = [json.loads(line) for line in details.read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines] == ["w1", "w2"]
+    for line in lines:
+        assert {"question", "first_hit_rank", "answer", "quotes", "abstained"} <= set(line)
+        assert line["answer_first_hit"] == (
+            bool(line["quotes"]) and any(a in line["quotes"][0] for a in line["answers"])
+        )
+    answered = [line for line in lines if not line["abstained"]]
+    assert metrics["quotes_per_answer"] == pytest.approx(
+        sum(len(line["quotes"]) for line in answered) / len(answered), abs=1e-3
+    )
+
+
+def test_eval_of_a_missing_set_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "no-such-set")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("citebot: ")
+    assert "no-such-set" in err
+    assert "Traceback" not in err
+
+
+def test_eval_row_without_answers_is_a_clear_error(tmp_path, capsys):
+    rows = [{"id": "w1", "question": "明天下雨嗎？", "article": "weather.md"}]
+    set_dir = _small_set(tmp_path / "set", rows)
+    assert main(["eval", str(set_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "line 1" in err
+    assert "answers" in err
+    assert err.count("\n") == 1

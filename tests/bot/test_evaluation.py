@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from bot.answering import Answer, Citation
-from bot.evaluation import EvalQuestion, answer_hit, first_hit_rank
+from bot.evaluation import EvalQuestion, answer_first_hit, answer_hit, first_hit_rank
 from index.store import StoredChunk
 
 GOLD = Path("/corpus/articles/gold.md")
@@ -41,3 +41,16 @@ def test_answer_hit_counts_the_text_or_the_cited_quotes():
     assert answer_hit(_answer("See [1]", "梵語研究始於歐洲"), QUESTION)
     assert not answer_hit(_answer("In Asia [1]", "亞洲"), QUESTION)
     assert not answer_hit(_answer("Europe", "", abstained=True), QUESTION)
+
+
+def _quoted(*quotes: str, abstained: bool = False) -> Answer:
+    citation = Citation(1, "id", "gold.md", "t", None, None, str(GOLD), " ".join(quotes))
+    return Answer("q", " ".join(quotes), [citation], [], abstained, quotes=quotes)
+
+
+def test_answer_first_hit_needs_the_answer_in_the_first_quote():
+    assert answer_first_hit(_quoted("梵語研究始於歐洲。", "其後傳入亞洲。"), QUESTION)
+    second = _quoted("其後傳入亞洲。", "梵語研究始於歐洲。")
+    assert answer_hit(second, QUESTION)
+    assert not answer_first_hit(second, QUESTION)
+    assert not answer_first_hit(_quoted("梵語研究始於歐洲。", abstained=True), QUESTION)

@@ -3,7 +3,6 @@ from index.lexical import (
     fingerprint,
     lexical_tokens,
     window_overlap,
-    writes_chinese,
 )
 
 
@@ -45,13 +44,6 @@ def test_missing_or_broken_saved_index_loads_as_none(tmp_path):
 
 def test_an_empty_index_answers_nothing():
     assert LexicalIndex.build([], []).search("anything", 5) == []
-
-
-def test_a_text_writes_chinese_when_a_third_of_its_letters_are_cjk():
-    assert writes_chinese("馬祖列島由幾個島嶼組成？")
-    assert writes_chinese("TBD 團隊擷取了 Gemma")
-    assert not writes_chinese("Which models did TBD distill from 通義千問?")
-    assert not writes_chinese("12345 !?")
 
 
 def test_window_overlap_wants_the_question_words_in_one_place():

@@ -142,3 +142,17 @@ async def test_asking_before_anything_is_indexed_says_so_once_and_privately(
     [reply] = fake.messages_for(interaction)  # the public "thinking…" placeholder is gone
     assert reply["flags"] & EPHEMERAL
     assert reply["content"] == str(missing.value)
+
+
+async def test_an_abstention_posts_no_thread_and_no_buttons(
+    fake: FakeDiscord, citebot: CitebotBot
+) -> None:
+    threads_before = len([c for c in fake.channels.values() if c["type"] == 11])
+    interaction = await run_command(
+        fake, citebot, "ask", {"question": "How do I reset my router password?"}
+    )
+
+    [answer] = fake.messages_for(interaction)
+    assert "don't answer" in answer["content"]
+    assert not answer.get("components")
+    assert len([c for c in fake.channels.values() if c["type"] == 11]) == threads_before

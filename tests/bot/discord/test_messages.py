@@ -161,3 +161,24 @@ def test_plan_lists_a_few_names_per_change() -> None:
     assert "• 1 removed: `@\u200beveryone.txt`" in text
     assert "• 0 changed" in text
     assert "• 2 unchanged" in text
+
+
+def test_a_quoted_answer_leads_with_the_answering_sentence_and_its_source():
+    first = Citation(
+        1, "c1", "a.txt", "Avocado 新模型", "2025-12-11", None, "/a.txt", "明年春季亮相。"
+    )
+    second = Citation(2, "c2", "b.txt", "Meta 策略", None, None, "/b.txt", "以閉源模式推出。")
+    answer = Answer(
+        "When?",
+        "明年春季亮相。 [1] 以閉源模式推出。 [2]",
+        [first, second],
+        [],
+        False,
+        quotes=("明年春季亮相。", "以閉源模式推出。"),
+    )
+    [payload] = answer_payloads(answer)
+    lines = payload.content.splitlines()
+    assert lines[0] == "> 明年春季亮相。 [1]"
+    assert lines[1] == "— *Avocado 新模型*, 2025-12-11"
+    assert lines[-1] == "> 以閉源模式推出。 [2]"
+    assert_within_limits([payload])

@@ -1,0 +1,147 @@
+"""Names across scripts: the other spellings of a question's names, learnt from the articles.
+
+Chinese news writes most foreign names in Chinese characters (汪滔 for Alexandr Wang, 輝達 for
+NVIDIA) and a question in English writes them in Latin letters, so neither BM25 nor (for rare
+names) the embeddings connect the two. The table is a pure function of the chunk texts, so
+rebuilding the index rebuilds it:
+
+- glosses: a Latin term in brackets right after Chinese text (`通義千問（Qwen）`, `輝達（NVIDIA）`)
+  names the same thing in both scripts;
+- romanisations: the pinyin of the Chinese person names jieba tags (`汪滔` -> `wang tao`), matched
+  against a question's Latin name in full or, for a name of a Chinese family, by its surname.
+
+`expansions` returns the other spellings for the names of one query: a name the articles
+already write as the question does needs none, and a surname shared by many people in the
+articles says nothing, so it adds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from index.text import HAN, HAN_RUN, fold, jieba_tagger
+
+# Chinese text (up to this many characters of it) followed by a bracketed Latin term.
+_GLOSS = re.compile(rf"([{HAN}]{{2,12}})\s*[（(]\s*([A-Za-z][A-Za-z0-9 .&'+-]{{0,40}}?)\s*[)）]")
+_GLOSS_HAN_CHARS = 6
+_LATIN_NAME = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Za-z0-9]*(?:[ -][A-Z][A-Za-z0-9]*)*")
+# jieba tag initials of words that end a name read backwards: particles (的), conjunctions,
+# prepositions, adverbs, pronouns.
+_NOT_IN_A_NAME = frozenset("ucpdr")
+_PERSON_TAGS = frozenset({"nr", "nrfg", "nrt"})
+# A surname matches only when at most this many of the articles' people carry it.
+_MAX_SURNAME_NAMESAKES = 2
+
+
+@dataclass
+class AliasTable:
+    """Other-script spellings: folded term -> terms, and pinyin -> Chinese person names."""
+
+    glosses: dict[str, set[str]] = field(default_factory=dict)
+    romanised: dict[str, Counter[str]] = field(default_factory=dict)
+    surnames: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def expansions(self, query: str, known: Iterable[str] = ()) -> list[str]:
+        """Other-script spellings of the query's names; `known` holds folded words the articles
+        already write (a name among them needs no other spelling)."""
+        known = set(known)
+        found: list[str] = []
+        for name in latin_names(query):
+            words = fold(name).split()
+            if all(word in known for word in words):
+                continue
+            found += sorted(self.glosses.get(fold(name), ()))
+            found += self._people(words)
+        for han in HAN_RUN.findall(fold(query)):
+            for term, aliases in self.glosses.items():
+                if len(term) > 1 and term in han:
+                    found += sorted(aliases)
+        return list(dict.fromkeys(found))
+
+    def _people(self, words: list[str]) -> list[str]:
+        """Chinese person names whose pinyin is the whole Latin name, in either order, or,
+        failing that, whose surname is one of its words and is rare among the articles."""
+        full = [" ".join(words), " ".join(reversed(words))]
+        exact = [name for key in full for name in self.romanised.get(key, {})]
+        if exact:
+            return exact
+        matches = [
+            name
+            for word in words
+            if len(people := self.surnames.get(word, Counter())) <= _MAX_SURNAME_NAMESAKES
+            for name, _ in people.most_common()
+        ]
+        return matches
+
+
+def latin_names(text: str) -> list[str]:
+    """Capitalised Latin words and runs of them ("Alexandr Wang"), bar a sentence's first word
+    ("Who", "What") when it stands alone."""
+    text = unicodedata.normalize("NFKC", text)
+    names = []
+    for match in _LATIN_NAME.finditer(text):
+        name = match.group()
+        at_start = not text[: match.start()].strip() or text[: match.start()].rstrip()[-1] in ".?!"
+        if at_start:
+            name = name.partition(" ")[2]
+        if len(name) > 1:
+            names.append(name)
+    return names
+
+
+def build_aliases(texts: Iterable[str]) -> AliasTable:
+    """The alias table of these chunk texts."""
+    table = AliasTable()
+    for text in texts:
+        text = unicodedata.normalize("NFKC", text)
+        for match in _GLOSS.finditer(text):
+            han = _gloss_head(fold(match[1]))
+            latin = fold(match[2].strip())
+            if han and latin and not latin.isdigit():
+                table.glosses.setdefault(latin, set()).add(han)
+                table.glosses.setdefault(han, set()).add(latin)
+        for name in _person_names(text):
+            syllables = _pinyin(name)
+            if len(syllables) >= 2:
+                table.romanised.setdefault(" ".join(syllables), Counter())[name] += 1
+                table.surnames.setdefault(syllables[0], Counter())[name] += 1
+    return table
+
+
+def _gloss_head(han: str) -> str:
+    """The term a gloss explains: the last word of the Chinese text before it, with the nouns
+    (or, while shorter than three characters, any words but particles, conjunctions,
+    prepositions, adverbs and pronouns) right before it, at most `_GLOSS_HAN_CHARS` characters
+    (阿里巴巴旗下的通义千问 -> 通义千问, 缩减虚拟实境 -> 虚拟实境)."""
+    words = list(jieba_tagger().cut(han))
+    if not words:
+        return ""
+    head = words[-1].word
+    for word in reversed(words[:-1]):
+        if len(head) + len(word.word) > _GLOSS_HAN_CHARS or word.flag[:1] in _NOT_IN_A_NAME:
+            break
+        if len(head) >= 3 and not word.flag.startswith("n"):
+            break
+        head = word.word + head
+    return head
+
+
+def _person_names(text: str) -> list[str]:
+    """The Chinese person names jieba tags in a text, folded to Simplified."""
+    folded = fold(text)
+    return [
+        word
+        for run in HAN_RUN.findall(folded)
+        for word, flag in jieba_tagger().cut(run)
+        if flag in _PERSON_TAGS and 2 <= len(word) <= 4
+    ]
+
+
+def _pinyin(name: str) -> list[str]:
+    from pypinyin import Style, lazy_pinyin
+
+    return [syllable for syllable in lazy_pinyin(name, style=Style.NORMAL) if syllable.isalpha()]

@@ -1,0 +1,20 @@
+"""The one rule for "this text is Chinese", and loose comparison of text."""
+
+from bot.llm.text import language_of
+from index.text import fold, writes_chinese
+
+
+def test_a_text_writes_chinese_when_a_third_of_its_letters_are_cjk():
+    assert writes_chinese("馬祖列島由幾個島嶼組成？")
+    assert writes_chinese("TBD 團隊擷取了 Gemma")
+    assert not writes_chinese("Which models did TBD distill from 通義千問?")
+    assert not writes_chinese("12345 !?")
+
+
+def test_the_prompts_language_follows_the_same_rule():
+    assert language_of("TBD 團隊擷取了 Gemma") == "zh"
+    assert language_of("Which models did TBD distill from 通義千問?") == "en"
+
+
+def test_folding_ignores_width_case_and_traditional_forms():
+    assert fold("團隊 ＱＷＥＮ") == fold("团队 qwen") == "团队 qwen"
