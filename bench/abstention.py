@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from bot.evaluation import eval_corpus, load_questions
 from bot.settings import Settings
 from index.retrieval import AbstentionPolicy, Retrieval, abstention_margin, calibrated_policy

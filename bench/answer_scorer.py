@@ -1,4 +1,4 @@
-"""Fit the sentence scorer (bot/sentence_scoring.py) and measure each of its signals.
+"""Fit the sentence scorer (bot/answer/sentence_scoring.py) and measure each of its signals.
 
     python bench/answer_scorer.py ../shared/eval/xquad-en-zh-dev ../shared/eval/drcd-dev \
         [--per-set 600]
@@ -7,7 +7,7 @@ For every question the sentences of its top chunks are the candidates, labelled 
 they hold a gold answer (from the gold article). Leave-one-set-out: the scorer is fitted on
 the other sets and judged on the one left out, by the share of questions whose best-scored
 sentence holds the answer (`first`). Then each signal alone, and all signals but one (ablation),
-the same way; and the weights fitted on every set, to paste into bot/sentence_scoring.py.
+the same way; and the weights fitted on every set, to paste into bot/answer/sentence_scoring.py.
 Each set must have been indexed by `citebot eval` first (its cached eval index is read).
 """
 
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.answering import QUOTE_CANDIDATE_CHUNKS, clean_question
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.answer.extractive import QUOTE_CANDIDATE_CHUNKS, clean_question
+from bot.answer.sentence_scoring import FEATURES, Question, candidates, features
 from bot.evaluation import eval_corpus, load_questions
-from bot.sentence_scoring import FEATURES, Question, candidates, features
 from bot.settings import Settings
 
 Group = tuple[np.ndarray, np.ndarray]  # (feature rows, labels) of one question's candidates

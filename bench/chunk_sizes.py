@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from bot.evaluation import evaluate_set
 from bot.settings import Settings
 from index.embedding import load_embedder

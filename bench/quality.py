@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from bot.evaluation import HIT_KS, evaluate_set, load_questions
 from bot.settings import Settings
 from index.embedding import load_embedder

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from bot.evaluation import eval_corpus, load_questions
 from bot.settings import Settings
 from index.lexical import LexicalIndex

@@ -34,7 +34,7 @@ def mark(name):
     marks.append((name, time.perf_counter(), time.process_time()))
 import bot.cli
 mark("import bot.cli")
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from bot.settings import load_settings
 mark("import the engine (Chroma, BM25, models' code)")
 engine = Engine(load_settings())

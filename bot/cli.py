@@ -19,8 +19,8 @@ from bot.errors import CitebotError, ConfigError
 from index.redaction import install_log_redaction, redact
 
 if TYPE_CHECKING:
-    from bot.answering import Answer
-    from bot.engine import Engine
+    from bot.answer.engine import Engine
+    from bot.answer.extractive import Answer
     from index.indexer import IndexPlan, IndexProgress, IndexReport
     from index.retrieval import Retrieval
 
@@ -61,7 +61,7 @@ def _configure_logging(command: str, *, verbose: bool) -> None:
 
 def _engine() -> Engine:
     """The engine as configured (settings from the environment and `.env`)."""
-    from bot.engine import Engine
+    from bot.answer.engine import Engine
     from bot.settings import load_settings
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself at import
@@ -241,7 +241,7 @@ def _open_details(path: Path) -> TextIO:
 
 
 def _bot(args: argparse.Namespace) -> int:
-    from bot.client import run_bot
+    from bot.discord.bot import run_bot
 
     logging.getLogger("citebot").setLevel(logging.INFO)  # a service logs what it does
     return run_bot(_engine(), sync=args.sync, guild_id=args.guild)
@@ -249,7 +249,7 @@ def _bot(args: argparse.Namespace) -> int:
 
 def _health(args: argparse.Namespace) -> int:
     """The container health check: is the bot of this data directory beating?"""
-    from bot.heartbeat import MAX_AGE_SECONDS, heartbeat_age, heartbeat_path
+    from bot.discord.heartbeat import MAX_AGE_SECONDS, heartbeat_age, heartbeat_path
     from bot.settings import load_settings
 
     path = heartbeat_path(load_settings().data_dir)
@@ -289,7 +289,7 @@ def _shown_path(path: str) -> str:
 
 
 def _question(engine: Engine, text: str) -> str:
-    from bot.answering import clean_question
+    from bot.answer.extractive import clean_question
 
     return clean_question(text, engine.settings.max_question_chars)
 

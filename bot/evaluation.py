@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.answering import Answer, clean_question
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.answer.extractive import Answer, clean_question
 from index.corpus import Corpus
 from index.errors import CitebotError
 from index.indexer import IndexProgress

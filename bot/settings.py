@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.llm.client import ChatEndpoint
+from bot.answer.llm.client import ChatEndpoint
 from index.chroma import ChromaServer
 from index.chunking import ChunkingConfig
 from index.embedding import Backend, EmbedderSpec

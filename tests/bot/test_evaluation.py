@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from bot.answering import Answer, Citation
+from bot.answer.extractive import Answer, Citation
 from bot.evaluation import EvalQuestion, answer_first_hit, answer_hit, first_hit_rank
 from index.store import StoredChunk
 

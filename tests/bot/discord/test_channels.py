@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.channels import ChannelMap, ChannelMapError, Scope
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.discord.channels import ChannelMap, ChannelMapError, Scope
 from tests.bot.discord.conftest import DISTRACTORS, make_bot, run_command, write_articles
 from tests.bot.discord.test_ask import DISTILL_QUESTION
 from tests.conftest import SEED_ARTICLE

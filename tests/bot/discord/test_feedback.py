@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from bot.engine import Engine
-from bot.feedback import FEEDBACK_FILE, FeedbackStore
+from bot.answer.engine import Engine
+from bot.discord.feedback import FEEDBACK_FILE, FeedbackStore
 from tests.bot.discord.conftest import (
     assert_nothing_pings,
     make_bot,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from tests.bot.discord.conftest import make_bot, make_settings, private_replies, run_command
 from tests.conftest import REPO
 from tests.helpers.chroma import chroma_server, free_port, new_database

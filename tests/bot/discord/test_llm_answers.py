@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from bot.client import CitebotBot
-from bot.cogs.ask import STREAM_EDIT_SECONDS
-from bot.engine import Engine
-from bot.llm.answerer import CHECK_FAILED, LLM_UNAVAILABLE
-from bot.messages import WRITING_MARK
+from bot.answer.engine import Engine
+from bot.answer.llm.answerer import CHECK_FAILED, LLM_UNAVAILABLE
+from bot.discord.bot import CitebotBot
+from bot.discord.cogs.ask import STREAM_EDIT_SECONDS
+from bot.discord.messages import WRITING_MARK
+from tests.bot.answer.llm.test_generation import DISTILL_QUESTION, INJECTED_ARTICLE
 from tests.bot.conftest import FAKE_API_KEY, FAKE_MODEL, with_llm
 from tests.bot.discord.conftest import (
     assert_nothing_pings,
@@ -30,7 +31,6 @@ from tests.bot.discord.conftest import (
     run_command,
     write_articles,
 )
-from tests.bot.test_generation import DISTILL_QUESTION, INJECTED_ARTICLE
 from tests.helpers.fake_discord import FakeDiscord, FakeInteraction, running_bot
 from tests.helpers.fake_llm import FakeLLM, LLMRequest, Reply
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.answering import Answer, Citation
-from bot.messages import (
+from bot.answer.extractive import Answer, Citation
+from bot.discord.messages import (
     CONTENT_LIMIT,
     GLOSS_CHARS,
     WRITING_MARK,

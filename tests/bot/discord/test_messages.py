@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.answering import Answer, Citation
-from bot.channels import Scope
-from bot.messages import (
+from bot.answer.extractive import Answer, Citation
+from bot.discord.channels import Scope
+from bot.discord.messages import (
     EMBED_DESCRIPTION_LIMIT,
     Payload,
     ScopeStatus,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import CitebotBot
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.discord.bot import CitebotBot
 from index.store import IndexBusyError
 from tests.bot.discord.conftest import (
     assert_nothing_pings,

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bot.engine import Engine
+from bot.answer.engine import Engine
 from index.redaction import install_log_redaction
 from tests.bot.conftest import with_llm
 from tests.bot.discord.conftest import (

@@ -14,10 +14,10 @@ import discord
 import pytest
 from discord.http import Route
 
-from bot import heartbeat
+from bot.answer.engine import Engine
 from bot.cli import main
-from bot.client import BotStartError, serve
-from bot.engine import Engine
+from bot.discord import heartbeat
+from bot.discord.bot import BotStartError, serve
 from tests.bot.discord.conftest import make_bot
 from tests.helpers.fake_discord import FakeDiscord, discord_endpoints
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from importlib.metadata import version
 
-from bot.client import CitebotBot
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.discord.bot import CitebotBot
 from tests.bot.discord.conftest import private_replies, run_command
 from tests.helpers.fake_discord import FakeDiscord
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from bot.answering import NO_ANSWER, ExtractiveAnswerer, QuestionError
-from bot.conversation import RecentQuestionsCondenser, Turn
+from bot.answer.conversation import RecentQuestionsCondenser, Turn
+from bot.answer.extractive import NO_ANSWER, ExtractiveAnswerer, QuestionError
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.retrieval import calibrated_policy

@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from bot.answering import Answerer, ExtractiveAnswerer
-from bot.conversation import LLMQueryCondenser, QueryCondenser, RecentQuestionsCondenser
-from bot.llm.answerer import GeneratingAnswerer
-from bot.llm.client import ChatClient
+from bot.answer.conversation import LLMQueryCondenser, QueryCondenser, RecentQuestionsCondenser
+from bot.answer.extractive import Answerer, ExtractiveAnswerer
+from bot.answer.llm.answerer import GeneratingAnswerer
+from bot.answer.llm.client import ChatClient
 from bot.settings import Settings
 from index.chroma import ChromaConnection
 from index.corpus import Corpus

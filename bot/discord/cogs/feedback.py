@@ -14,9 +14,9 @@ from typing import Any, Self
 import discord
 from discord.ext import commands
 
-from bot.client import CitebotBot, UserFacingError, bot_of, report_error, send_followup
-from bot.feedback import Verdict
-from bot.messages import NO_MENTIONS, sources_payloads
+from bot.discord.bot import CitebotBot, UserFacingError, bot_of, report_error, send_followup
+from bot.discord.feedback import Verdict
+from bot.discord.messages import NO_MENTIONS, sources_payloads
 
 _ANSWER_ID = r"(?P<answer_id>[0-9a-f]{16})"
 _VERDICT_EMOJI: dict[str, str] = {"up": "👍", "down": "👎"}

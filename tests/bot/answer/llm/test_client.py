@@ -9,7 +9,7 @@ from itertools import pairwise
 import pytest
 from pydantic import SecretStr
 
-from bot.llm.client import ChatClient, ChatEndpoint, LLMUnavailableError
+from bot.answer.llm.client import ChatClient, ChatEndpoint, LLMUnavailableError
 from tests.bot.conftest import FAKE_API_KEY, FAKE_MODEL
 from tests.helpers.fake_llm import FakeLLM, Reply
 

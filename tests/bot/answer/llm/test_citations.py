@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.llm.citations import (
+from bot.answer.llm.citations import (
     CitationCheck,
     SentenceCheck,
     check_citations,

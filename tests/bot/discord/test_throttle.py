@@ -6,7 +6,7 @@ import asyncio
 import threading
 from itertools import pairwise
 
-from bot.streaming import ThrottledPublisher
+from bot.discord.throttle import ThrottledPublisher
 
 INTERVAL = 0.1
 

@@ -15,13 +15,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import Answer, Answerer, TextCallback, clean_question
-from bot.client import CitebotBot, bot_of, edit_message, send_ephemeral, send_followup
-from bot.cogs.feedback import answer_view
-from bot.conversation import QueryCondenser, Turn
-from bot.feedback import PostedAnswer, new_answer_id, now
-from bot.messages import answer_payloads, streaming_payload, thread_name
-from bot.streaming import ThrottledPublisher
+from bot.answer.conversation import QueryCondenser, Turn
+from bot.answer.extractive import Answer, Answerer, TextCallback, clean_question
+from bot.discord.bot import CitebotBot, bot_of, edit_message, send_ephemeral, send_followup
+from bot.discord.cogs.feedback import answer_view
+from bot.discord.feedback import PostedAnswer, new_answer_id, now
+from bot.discord.messages import answer_payloads, streaming_payload, thread_name
+from bot.discord.throttle import ThrottledPublisher
 
 log = logging.getLogger("citebot.discord")
 
@@ -43,7 +43,7 @@ class Ask(commands.Cog):
 
     def __init__(self, bot: CitebotBot, condenser: QueryCondenser | None = None) -> None:
         self.bot = bot
-        self.condenser = condenser or bot.engine.condenser()
+        self.condenser = condenser or bot.answer.engine.condenser()
         settings = bot.settings
         self.queue = QuestionQueue(
             settings.max_concurrent_questions + settings.max_queued_questions

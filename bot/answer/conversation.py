@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.llm.client import ChatClient, ChatMessage, LLMUnavailableError
+from bot.answer.llm.client import ChatClient, ChatMessage, LLMUnavailableError
 
 log = logging.getLogger("citebot.llm")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from bot.sentence_scoring import FEATURES, Candidate, Question, features, question_names
+from bot.answer.sentence_scoring import FEATURES, Candidate, Question, features, question_names
 from index.store import StoredChunk
 
 

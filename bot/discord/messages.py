@@ -16,9 +16,9 @@ from pathlib import Path
 
 import discord
 
-from bot.answering import Answer, Citation
-from bot.channels import Scope
-from bot.feedback import ReindexRun
+from bot.answer.extractive import Answer, Citation
+from bot.discord.channels import Scope
+from bot.discord.feedback import ReindexRun
 from bot.similarity import SIMILARITY_EXPLAINED, similarity_label
 from index.articles import LoadFailure
 from index.indexer import IndexPlan, IndexProgress

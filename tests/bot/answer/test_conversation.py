@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.conversation import RecentQuestionsCondenser, Turn
+from bot.answer.conversation import RecentQuestionsCondenser, Turn
 
 
 def turns(*questions: str) -> list[Turn]:

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from bot.answering import Citation
-from bot.conversation import Turn
+from bot.answer.conversation import Turn
+from bot.answer.extractive import Citation
 
 FEEDBACK_FILE = "feedback.sqlite3"
 Verdict = Literal["up", "down"]

@@ -9,9 +9,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answering import clean_question
-from bot.client import CitebotBot, send_followup
-from bot.messages import search_payloads
+from bot.answer.extractive import clean_question
+from bot.discord.bot import CitebotBot, send_followup
+from bot.discord.messages import search_payloads
 from index.retrieval import Retrieval, Retriever
 
 

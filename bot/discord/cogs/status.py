@@ -9,9 +9,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.channels import Scope
-from bot.client import CitebotBot
-from bot.messages import NO_MENTIONS, ScopeStatus, status_embed
+from bot.discord.bot import CitebotBot
+from bot.discord.channels import Scope
+from bot.discord.messages import NO_MENTIONS, ScopeStatus, status_embed
 from index.store import StoreError
 
 

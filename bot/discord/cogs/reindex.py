@@ -18,9 +18,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import CitebotBot, UserFacingError, send_followup
-from bot.feedback import ReindexRun, now
-from bot.messages import (
+from bot.discord.bot import CitebotBot, UserFacingError, send_followup
+from bot.discord.feedback import ReindexRun, now
+from bot.discord.messages import (
     NO_MENTIONS,
     Payload,
     plan_text,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from bot.llm.text import Language, language_of
+from bot.answer.llm.text import Language, language_of
 from index.sentences import sentence_spans
 from index.store import StoredChunk
 from index.text import HAN, HAN_RUN, fold, jieba_tagger

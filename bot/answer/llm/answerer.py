@@ -9,22 +9,22 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.answering import (
+from bot.answer.extractive import (
     Answer,
     Citation,
     ExtractiveAnswerer,
     TextCallback,
     clean_question,
 )
-from bot.llm.citations import (
+from bot.answer.llm.citations import (
     CitationCheck,
     SentenceCheck,
     check_citations,
     renumber,
     supporting_quote,
 )
-from bot.llm.client import ChatClient, LLMUnavailableError
-from bot.llm.prompts import (
+from bot.answer.llm.client import ChatClient, LLMUnavailableError
+from bot.answer.llm.prompts import (
     LEAK_MIN_CHARS,
     AnswerPrompt,
     ModelReply,

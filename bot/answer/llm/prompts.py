@@ -13,8 +13,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.llm.client import ChatMessage
-from bot.llm.text import LANGUAGE_NAMES, language_of
+from bot.answer.llm.client import ChatMessage
+from bot.answer.llm.text import LANGUAGE_NAMES, language_of
 from index.store import StoredChunk
 from index.text import fold
 

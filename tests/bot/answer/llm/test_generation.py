@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from bot.answering import NO_ANSWER
-from bot.conversation import LLMQueryCondenser, RecentQuestionsCondenser, Turn
-from bot.engine import Engine
-from bot.llm.answerer import (
+from bot.answer.conversation import LLMQueryCondenser, RecentQuestionsCondenser, Turn
+from bot.answer.engine import Engine
+from bot.answer.extractive import NO_ANSWER
+from bot.answer.llm.answerer import (
     CHECK_FAILED,
     LLM_UNAVAILABLE,
     MODEL_FOUND_NO_ANSWER,

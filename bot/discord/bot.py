@@ -1,8 +1,8 @@
 """The Discord bot: one `commands.Bot` sharing the answer engine, with a cog per feature.
 
 Layout as in discord.py's examples and RoboDanny: the bot owns the shared state (engine,
-channel map, SQLite store, one reader per collection) and loads `bot/cogs/*` in `setup_hook`;
-errors of every command are reported once, from the command tree's `on_error`.
+channel map, SQLite store, one reader per collection) and loads `bot/discord/cogs/*` in
+`setup_hook`; errors of every command are reported once, from the command tree's `on_error`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot import heartbeat
-from bot.answering import Answerer
-from bot.channels import ChannelMap, Scope
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.answer.extractive import Answerer
+from bot.discord import heartbeat
+from bot.discord.channels import ChannelMap, Scope
+from bot.discord.feedback import FEEDBACK_FILE, FeedbackStore
+from bot.discord.messages import NO_MENTIONS, Payload
 from bot.errors import BotStartError, CitebotError
-from bot.feedback import FEEDBACK_FILE, FeedbackStore
-from bot.messages import NO_MENTIONS, Payload
 from bot.settings import Settings
 from index.redaction import install_log_redaction
 from index.retrieval import Retriever
@@ -36,11 +36,11 @@ log = logging.getLogger("citebot.discord")
 UNKNOWN_INTERACTION = 10062  # Discord's error code for an interaction acknowledged too late
 
 EXTENSIONS = (
-    "bot.cogs.ask",
-    "bot.cogs.search",
-    "bot.cogs.reindex",
-    "bot.cogs.status",
-    "bot.cogs.feedback",
+    "bot.discord.cogs.ask",
+    "bot.discord.cogs.search",
+    "bot.discord.cogs.reindex",
+    "bot.discord.cogs.status",
+    "bot.discord.cogs.feedback",
 )
 
 

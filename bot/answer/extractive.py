@@ -12,8 +12,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from bot.errors import QuestionError
-from bot.sentence_scoring import (
+from bot.answer.sentence_scoring import (
     SENTENCE_SCORER,
     Candidate,
     Question,
@@ -21,6 +20,7 @@ from bot.sentence_scoring import (
     candidates,
     features,
 )
+from bot.errors import QuestionError
 from index.lexical import lexical_tokens
 from index.retrieval import AbstentionPolicy, Retrieval, Retriever
 from index.store import StoredChunk
@@ -124,7 +124,7 @@ def clean_question(question: str, max_chars: int) -> str:
 
 class ExtractiveAnswerer:
     """Answers by quoting the retrieved sentence that answers the question, then any that add
-    support it lacks, each cited (`bot.sentence_scoring` judges which sentence answers).
+    support it lacks, each cited (`bot.answer.sentence_scoring` judges which sentence answers).
 
     When the abstention policy (calibrated per embedding model) finds no passage close enough
     to the question, it says the articles do not answer rather than quote noise.
