@@ -141,7 +141,7 @@ async def ask_at_once(
             ]
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                if all(_outcome(fake, i) != LOST for i in interactions):
+                if all(_outcome(fake, i) != LOST or _refused(fake, i) for i in interactions):
                     break
                 await asyncio.sleep(0.2)
     finally:
@@ -162,6 +162,11 @@ async def ask_at_once(
         texts = [m["content"] for m in fake.messages_for(interaction)]
         result.replies.setdefault(outcome, []).extend(texts[:1])
     return result
+
+
+def _refused(fake: FakeDiscord, interaction: FakeInteraction) -> bool:
+    """Whether the fake turned the acknowledgement away (10062: too late): lost for good."""
+    return any(r.path == interaction.callback_path and r.status >= 400 for r in fake.requests)
 
 
 def _ack_seconds(
