@@ -43,7 +43,7 @@ class Ask(commands.Cog):
 
     def __init__(self, bot: CitebotBot, condenser: QueryCondenser | None = None) -> None:
         self.bot = bot
-        self.condenser = condenser or bot.answer.engine.condenser()
+        self.condenser = condenser or bot.engine.condenser()
         settings = bot.settings
         self.queue = QuestionQueue(
             settings.max_concurrent_questions + settings.max_queued_questions
