@@ -13,9 +13,15 @@ are the product's own and real. The bench says so in its output.
 
 Per corpus size and mode it prints: vectors stored, disk size, build time and insert rate,
 no-op reindex seconds (zero embeddings, checked), retrieval and full extractive `ask` p50/p95
-(medians of `--runs` passes), peak RSS of the reader process and of the Chroma server, and
-the time from starting a reader process to its first answer. Targets are printed beside them.
-Server mode runs `chroma run --path <dir> --host 127.0.0.1 --port <free>` and stops it.
+(medians of `--runs` passes; wall and CPU time, since the machine may be shared), peak RSS of
+the reader process and of the Chroma server, and the time from starting a reader process to
+its first answer. Targets are printed beside them. Server mode runs
+`chroma run --path <dir> --host 127.0.0.1 --port <free>` and stops it; `--server-store share`
+serves the directory embedded mode built instead of indexing a second store through it.
+
+Indexing is the product's incremental one, so with `--work-dir` a run that was stopped resumes
+where it stopped (the corpus is regenerated identically); a store already complete is reused
+and its build shown as "reused".
 """
 
 from __future__ import annotations
@@ -388,13 +394,15 @@ def worker_build(job: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if job["build"]:
         started, started_cpu = time.perf_counter(), time.process_time()
-        report = corpus.sync(roots)
+        report = corpus.sync(roots, on_progress=_log_progress)
         result["build_s"] = time.perf_counter() - started
         result["build_cpu_s"] = time.process_time() - started_cpu
         result["build_documents"] = embedder.documents
         result["reused_exact"] = embedder.reused_exact
         result["articles"] = len(report.added)
         result["failures"] = len(report.failures)
+        if not (report.added or report.updated):  # built by an earlier run (`--work-dir`)
+            result["build_s"] = result["build_cpu_s"] = None
     noop: list[float] = []
     noop_cpu: list[float] = []
     embedded = []
@@ -414,6 +422,17 @@ def worker_build(job: dict[str, Any]) -> dict[str, Any]:
     result["vectors"] = stored_vectors(engine)
     result["peak_rss_mb"] = _peak_rss_mb(os.getpid())
     return result
+
+
+def _log_progress(progress: Any) -> None:
+    """Every 100 articles, a line in the bench log (a large build takes hours here)."""
+    if progress.articles_done % 100 == 0 or progress.articles_done == progress.articles_total:
+        print(
+            f"{time.strftime('%H:%M:%S')} indexed {progress.articles_done:,} of "
+            f"{progress.articles_total:,} articles, {progress.chunks_embedded:,} chunks",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def worker_read(job: dict[str, Any]) -> dict[str, Any]:
@@ -545,11 +564,11 @@ def print_table(columns: list[Column]) -> None:
     row("disk (MB)", [f"{c.disk_mb:,.0f}" for c in columns])
     row(
         "build (s, reused vectors)",
-        [f"{c.build['build_s']:,.0f}" if c.build else "shared" for c in columns],
+        [f"{c.build['build_s']:,.0f}" if c.build else "reused" for c in columns],
     )
     row(
         "build CPU (s, indexer process)",
-        [_number(c.build.get("build_cpu_s")) if c.build else "shared" for c in columns],
+        [_number(c.build.get("build_cpu_s")) if c.build else "reused" for c in columns],
     )
     row(
         "insert rate (vectors/s)",
@@ -673,9 +692,9 @@ def _measure(args, size, folder, sample, questions, work, log) -> list[Column]:
     job = {"articles": str(folder), "sample": str(sample), "noise": args.noise}
     columns = []
     embedded_dir = work / f"embedded-{size}"
-    built: dict[str, Any] | None = None
+    embedded_ready = False
     for mode in args.modes:
-        if mode == "embedded" or args.server_store == "build" or built is None:
+        if mode == "embedded" or args.server_store == "build" or not embedded_ready:
             data_dir = work / f"{mode}-{size}"
             build = True
         else:
@@ -687,8 +706,9 @@ def _measure(args, size, folder, sample, questions, work, log) -> list[Column]:
             common = {**job, "data_dir": str(data_dir), "url": url}
             print(f"  {mode}: {'indexing' if build else 'serving the embedded store'}", flush=True)
             result = run_worker("build", {**common, "build": build, "noop_runs": args.runs}, log)
+            build = result.get("build_s") is not None
+            embedded_ready |= mode == "embedded"
             if build:
-                built = result
                 print(f"  {mode}: indexed in {result['build_s']:.0f} s", flush=True)
             read_job = {**common, "questions": questions, "runs": args.runs}
             read_job["server_pid"] = server.pid if server else None
