@@ -56,7 +56,7 @@ from bot.engine import Engine
 from bot.evaluation import load_questions
 from bot.settings import Settings
 from index.articles import Article, load_articles
-from index.chunking import Chunker
+from index.chunking import Chunk, Chunker
 from index.corpus import Corpus
 from index.embedding import Embedder
 
@@ -116,6 +116,28 @@ def answerer_never_abstaining(engine: Engine, retriever: Any) -> ExtractiveAnswe
     return ExtractiveAnswerer(
         retriever, top_k=settings.top_k, max_question_chars=settings.max_question_chars
     )
+
+
+def store_chunks_only(corpus: Corpus, articles: Sequence[Article], embedder: Embedder) -> None:
+    """Each article as a single chunk of its whole text, without passages: enough for what a
+    no-op reindex reads, at a fraction of the vectors."""
+    store = corpus.store()
+    store.open_for_writing()
+    stored = store.stored_articles()
+    empty = np.zeros((0, embedder.dimension), dtype=np.float32)
+    for article in articles:
+        if article.id in stored and stored[article.id].content_hash == article.content_hash:
+            continue  # stored by an earlier run
+        chunk = Chunk(
+            id=hashlib.sha256(article.id.encode()).hexdigest()[:32],
+            article_id=article.id,
+            ordinal=0,
+            start=0,
+            end=len(article.text),
+            text=article.text,
+            token_count=embedder.count_tokens(article.text),
+        )
+        store.replace_article(article, [chunk], embedder.embed_documents([chunk.text]), [], empty)
 
 
 def stored_vectors(engine: Engine) -> dict[str, int]:
@@ -403,10 +425,22 @@ def worker_build(job: dict[str, Any]) -> dict[str, Any]:
         result["failures"] = len(report.failures)
         if not (report.added or report.updated):  # built by an earlier run (`--work-dir`)
             result["build_s"] = result["build_cpu_s"] = None
+    return _time_noop(engine, roots, embedder, job["noop_runs"], result)
+
+
+def _time_noop(
+    engine: Engine,
+    roots: list[Path],
+    embedder: ReusingEmbedder,
+    runs: int,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """Time `runs` reindexes of unchanged articles; record what they embedded (must be 0)."""
+    corpus = engine.corpus()
     noop: list[float] = []
     noop_cpu: list[float] = []
     embedded = []
-    for _ in range(job["noop_runs"]):
+    for _ in range(runs):
         embedder.calls = 0
         started, started_cpu = time.perf_counter(), time.process_time()
         report = corpus.sync(roots)
@@ -433,6 +467,20 @@ def _log_progress(progress: Any) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def worker_noop(job: dict[str, Any]) -> dict[str, Any]:
+    """Store each article as one chunk with a reused vector and no passages (a no-op reindex
+    reads only the chunk collection), then time no-op reindexes."""
+    data = np.load(job["sample"], allow_pickle=False)
+    real = Engine(Settings()).embedder
+    embedder = ReusingEmbedder(real, [str(t) for t in data["texts"]], data["vectors"], job["noise"])
+    engine = product_engine(Path(job["data_dir"]), job["url"], embedder)
+    corpus = engine.corpus()
+    roots = [Path(job["articles"])]
+    if job["build"]:
+        store_chunks_only(corpus, load_articles(roots).articles, embedder)
+    return _time_noop(engine, roots, embedder, job["noop_runs"], {})
 
 
 def worker_read(job: dict[str, Any]) -> dict[str, Any]:
@@ -625,7 +673,16 @@ def print_table(columns: list[Column]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chunks", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--chunks", type=int, nargs="*", default=[10_000])
+    parser.add_argument(
+        "--noop-articles",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time no-op reindexes of this many one-chunk articles, stored without "
+        "passages (a no-op reads only the chunk collection): the 10,000-article figure "
+        "without indexing 100k chunks",
+    )
     parser.add_argument(
         "--modes", nargs="+", choices=["embedded", "server"], default=["embedded", "server"]
     )
@@ -675,17 +732,31 @@ def main() -> None:
     np.savez(sample, texts=np.array(texts), vectors=np.asarray(vectors))
     print(f"work dir {work} (worker and server logs in {log})", flush=True)
     columns: list[Column] = []
+    noops: list[tuple[int, dict]] = []
     try:
         for size in args.chunks:
             folder = work / f"articles-{size}"
             count = write_corpus(articles, chunker, size, args.chunks_per_article, folder)
             print(f"{size:,} chunks: {count:,} synthetic articles written", flush=True)
             columns += _measure(args, size, folder, sample, questions, work, log)
+        noops = [
+            _measure_noop(args, count, articles, chunker, sample, work, log)
+            for count in args.noop_articles
+        ]
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    print()
-    print_table(columns)
+    if columns:
+        print()
+        print_table(columns)
+    for count, figures in noops:
+        print(f"\nno-op reindex, {count:,} one-chunk articles (chunk collection only)")
+        for mode, result in figures.items():
+            print(
+                f"  {mode:8}  {result['noop_s']:6.2f} s wall  {result['noop_cpu_s']:6.2f} CPU-s"
+                f"  {result['chunks']:,} chunks  embeddings {result['noop_embeddings']}"
+                f"   target <= {'2' if count <= 1000 else '15'} s"
+            )
 
 
 def _measure(args, size, folder, sample, questions, work, log) -> list[Column]:
@@ -732,6 +803,32 @@ def _measure(args, size, folder, sample, questions, work, log) -> list[Column]:
     return columns
 
 
+def _measure_noop(args, count, articles, chunker, sample, work, log) -> tuple[int, dict]:
+    """No-op reindex seconds of `count` one-chunk articles, in each mode over one store."""
+    folder = work / f"noop-articles-{count}"
+    write_corpus(articles, chunker, count, 1, folder)
+    data_dir = work / f"noop-{count}"
+    job = {"articles": str(folder), "sample": str(sample), "noise": args.noise}
+    job |= {"data_dir": str(data_dir), "noop_runs": args.runs}
+    figures = {}
+    for mode in args.modes:
+        server = ChromaServer(data_dir / "chroma", log) if mode == "server" else None
+        try:
+            url = server.url if server else None
+            build = not (data_dir / "chroma").exists() or mode == args.modes[0]
+            figures[mode] = run_worker("noop", {**job, "url": url, "build": build}, log)
+        finally:
+            if server:
+                server.stop()
+        done = figures[mode]
+        print(
+            f"  no-op {count:,} articles, {mode}: {done['noop_s']:.2f} s wall, "
+            f"{done['noop_cpu_s']:.2f} CPU-s, {done['noop_embeddings']} embeddings",
+            flush=True,
+        )
+    return count, figures
+
+
 def _default_eval_dir() -> Path:
     """../shared/eval beside the checkout (or beside the folder of worktrees)."""
     candidates = [ROOT.parent / "shared" / "eval", ROOT.parent.parent / "shared" / "eval"]
@@ -747,7 +844,7 @@ def _questions(sets: Sequence[Path], count: int) -> list[str]:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        worker = {"build": worker_build, "read": worker_read}[sys.argv[2]]
+        worker = {"build": worker_build, "noop": worker_noop, "read": worker_read}[sys.argv[2]]
         print(json.dumps(worker(json.loads(sys.argv[3]))))
     else:
         main()
