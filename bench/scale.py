@@ -56,7 +56,7 @@ from bot.engine import Engine
 from bot.evaluation import load_questions
 from bot.settings import Settings
 from index.articles import Article, load_articles
-from index.chunking import Chunk, Chunker
+from index.chunking import Chunker
 from index.corpus import Corpus
 from index.embedding import Embedder
 
@@ -78,36 +78,12 @@ TARGETS = {
 
 def product_settings(data_dir: Path, chroma_url: str | None) -> Settings:
     """The product's settings for a bench store: its data dir, and its Chroma server if any."""
-    values: dict[str, Any] = {"data_dir": data_dir, "collection": COLLECTION}
-    if chroma_url and "chroma_url" in Settings.model_fields:
-        values["chroma_url"] = chroma_url  # server mode, once the product has it
-    return Settings(**values)
+    return Settings(data_dir=data_dir, collection=COLLECTION, chroma_url=chroma_url)
 
 
 def product_engine(data_dir: Path, chroma_url: str | None, embedder: Embedder | None) -> Engine:
     """The product's engine over a bench store; `embedder` replaces the configured one."""
-    engine = Engine(product_settings(data_dir, chroma_url), embedder)
-    if chroma_url and "chroma_url" not in Settings.model_fields:
-        # Until the product's server mode lands: the same connection over a chromadb.HttpClient.
-        engine.__dict__["connection"] = _HttpConnection(data_dir, chroma_url)
-    return engine
-
-
-class _HttpConnection:
-    """Stand-in for index.store.ChromaConnection in server mode: an HttpClient, never reopened
-    (a server always serves the latest writes)."""
-
-    def __init__(self, data_dir: Path, url: str) -> None:
-        import chromadb
-
-        host, _, port = url.removeprefix("http://").partition(":")
-        self.data_dir = data_dir
-        self.client = chromadb.HttpClient(
-            host=host, port=int(port), settings=chromadb.Settings(anonymized_telemetry=False)
-        )
-
-    def refresh(self) -> bool:
-        return False
+    return Engine(product_settings(data_dir, chroma_url), embedder)
 
 
 def answerer_never_abstaining(engine: Engine, retriever: Any) -> ExtractiveAnswerer:
@@ -118,32 +94,11 @@ def answerer_never_abstaining(engine: Engine, retriever: Any) -> ExtractiveAnswe
     )
 
 
-def store_chunks_only(corpus: Corpus, articles: Sequence[Article], embedder: Embedder) -> None:
-    """Each article as a single chunk of its whole text, without passages: enough for what a
-    no-op reindex reads, at a fraction of the vectors."""
-    store = corpus.store()
-    store.open_for_writing()
-    stored = store.stored_articles()
-    empty = np.zeros((0, embedder.dimension), dtype=np.float32)
-    for article in articles:
-        if article.id in stored and stored[article.id].content_hash == article.content_hash:
-            continue  # stored by an earlier run
-        chunk = Chunk(
-            id=hashlib.sha256(article.id.encode()).hexdigest()[:32],
-            article_id=article.id,
-            ordinal=0,
-            start=0,
-            end=len(article.text),
-            text=article.text,
-            token_count=embedder.count_tokens(article.text),
-        )
-        store.replace_article(article, [chunk], embedder.embed_documents([chunk.text]), [], empty)
-
-
 def stored_vectors(engine: Engine) -> dict[str, int]:
-    """Records per collection of the store the engine reads (chunks, passages, any others)."""
-    client = engine.connection.client
-    return {collection.name: int(collection.count()) for collection in client.list_collections()}
+    """Chunk and passage records of the live index the engine reads."""
+    store = engine.corpus().store()
+    store.open_for_reading()
+    return {"chunks": store.count(), "passages": store.passage_count()}
 
 
 class RecordingEmbedder:
@@ -469,20 +424,6 @@ def _log_progress(progress: Any) -> None:
         )
 
 
-def worker_noop(job: dict[str, Any]) -> dict[str, Any]:
-    """Store each article as one chunk with a reused vector and no passages (a no-op reindex
-    reads only the chunk collection), then time no-op reindexes."""
-    data = np.load(job["sample"], allow_pickle=False)
-    real = Engine(Settings()).embedder
-    embedder = ReusingEmbedder(real, [str(t) for t in data["texts"]], data["vectors"], job["noise"])
-    engine = product_engine(Path(job["data_dir"]), job["url"], embedder)
-    corpus = engine.corpus()
-    roots = [Path(job["articles"])]
-    if job["build"]:
-        store_chunks_only(corpus, load_articles(roots).articles, embedder)
-    return _time_noop(engine, roots, embedder, job["noop_runs"], {})
-
-
 def worker_read(job: dict[str, Any]) -> dict[str, Any]:
     """Start as a reader would, answer once (time to first answer), then time retrieval and
     full extractive answers, in wall and CPU time (the machine may be busy with other work)."""
@@ -600,10 +541,10 @@ def print_table(columns: list[Column]) -> None:
     def row(label: str, cells: list[str], target: str = "") -> None:
         print(f"{label:34}" + "".join(f"{cell:>20}" for cell in cells) + f"   {target}")
 
-    row("", [f"{c.chunks_asked // 1000}k {c.mode}" for c in columns], "target")
+    row("", [f"{c.chunks_asked:,} {c.mode}" for c in columns], "target")
     row("articles", [f"{c.noop['articles']:,}" for c in columns])
     row("chunks stored", [f"{c.noop['chunks']:,}" for c in columns])
-    passages = [sum(c.noop["vectors"].values()) - c.noop["chunks"] for c in columns]
+    passages = [c.noop["vectors"]["passages"] for c in columns]
     row("passage vectors stored", [f"{p:,}" for p in passages])
     row(
         "passage vectors per chunk",
@@ -673,16 +614,7 @@ def print_table(columns: list[Column]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--chunks", type=int, nargs="*", default=[10_000])
-    parser.add_argument(
-        "--noop-articles",
-        type=int,
-        nargs="*",
-        default=[],
-        help="also time no-op reindexes of this many one-chunk articles, stored without "
-        "passages (a no-op reads only the chunk collection): the 10,000-article figure "
-        "without indexing 100k chunks",
-    )
+    parser.add_argument("--chunks", type=int, nargs="+", default=[10_000])
     parser.add_argument(
         "--modes", nargs="+", choices=["embedded", "server"], default=["embedded", "server"]
     )
@@ -705,10 +637,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    # OpenMP's default spin-waiting makes the bundled model's query ~15x slower (wall and CPU)
-    # when other processes share the cores; workers inherit this.
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    print(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     sets = eval_sets(args.eval_dir)
     engine = Engine(Settings())
     print(f"embedder {engine.embedder.identity}; sets {', '.join(s.name for s in sets)}")
@@ -732,31 +660,18 @@ def main() -> None:
     np.savez(sample, texts=np.array(texts), vectors=np.asarray(vectors))
     print(f"work dir {work} (worker and server logs in {log})", flush=True)
     columns: list[Column] = []
-    noops: list[tuple[int, dict]] = []
     try:
         for size in args.chunks:
             folder = work / f"articles-{size}"
             count = write_corpus(articles, chunker, size, args.chunks_per_article, folder)
             print(f"{size:,} chunks: {count:,} synthetic articles written", flush=True)
             columns += _measure(args, size, folder, sample, questions, work, log)
-        noops = [
-            _measure_noop(args, count, articles, chunker, sample, work, log)
-            for count in args.noop_articles
-        ]
     finally:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     if columns:
         print()
         print_table(columns)
-    for count, figures in noops:
-        print(f"\nno-op reindex, {count:,} one-chunk articles (chunk collection only)")
-        for mode, result in figures.items():
-            print(
-                f"  {mode:8}  {result['noop_s']:6.2f} s wall  {result['noop_cpu_s']:6.2f} CPU-s"
-                f"  {result['chunks']:,} chunks  embeddings {result['noop_embeddings']}"
-                f"   target <= {'2' if count <= 1000 else '15'} s"
-            )
 
 
 def _measure(args, size, folder, sample, questions, work, log) -> list[Column]:
@@ -803,32 +718,6 @@ def _measure(args, size, folder, sample, questions, work, log) -> list[Column]:
     return columns
 
 
-def _measure_noop(args, count, articles, chunker, sample, work, log) -> tuple[int, dict]:
-    """No-op reindex seconds of `count` one-chunk articles, in each mode over one store."""
-    folder = work / f"noop-articles-{count}"
-    write_corpus(articles, chunker, count, 1, folder)
-    data_dir = work / f"noop-{count}"
-    job = {"articles": str(folder), "sample": str(sample), "noise": args.noise}
-    job |= {"data_dir": str(data_dir), "noop_runs": args.runs}
-    figures = {}
-    for mode in args.modes:
-        server = ChromaServer(data_dir / "chroma", log) if mode == "server" else None
-        try:
-            url = server.url if server else None
-            build = not (data_dir / "chroma").exists() or mode == args.modes[0]
-            figures[mode] = run_worker("noop", {**job, "url": url, "build": build}, log)
-        finally:
-            if server:
-                server.stop()
-        done = figures[mode]
-        print(
-            f"  no-op {count:,} articles, {mode}: {done['noop_s']:.2f} s wall, "
-            f"{done['noop_cpu_s']:.2f} CPU-s, {done['noop_embeddings']} embeddings",
-            flush=True,
-        )
-    return count, figures
-
-
 def _default_eval_dir() -> Path:
     """../shared/eval beside the checkout (or beside the folder of worktrees)."""
     candidates = [ROOT.parent / "shared" / "eval", ROOT.parent.parent / "shared" / "eval"]
@@ -844,7 +733,7 @@ def _questions(sets: Sequence[Path], count: int) -> list[str]:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        worker = {"build": worker_build, "noop": worker_noop, "read": worker_read}[sys.argv[2]]
+        worker = {"build": worker_build, "read": worker_read}[sys.argv[2]]
         print(json.dumps(worker(json.loads(sys.argv[3]))))
     else:
         main()
