@@ -51,8 +51,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.answering import ExtractiveAnswerer, clean_question
-from bot.engine import Engine
+from bot.answer.engine import Engine
+from bot.answer.extractive import ExtractiveAnswerer, clean_question
 from bot.evaluation import load_questions
 from bot.settings import Settings
 from index.articles import Article, load_articles
