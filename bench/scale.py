@@ -66,7 +66,8 @@ COLLECTION = "scale"
 
 # --------------------------------------------------------------------------------------------
 # Glue to the product's API: the only place that knows how a store is opened, how passages are
-# embedded and how many vectors a store holds. Adapt here when index/ or bot/engine.py change.
+# embedded and how many vectors a store holds. Adapt here when index/ or bot/answer/engine.py
+# change.
 # --------------------------------------------------------------------------------------------
 
 
