@@ -39,9 +39,10 @@ from bot.settings import Settings  # noqa: E402
 from index.chunking import Chunker  # noqa: E402
 
 SECRETS = {
-    "DISCORD_TOKEN": "MTk4NjIy.ChaosDiscordTok3n.Xq9vLw2Rz",
-    "LLM_API_KEY": "sk-chaosKey7PqW4mN8vB2xZ",
-    "CITEBOT_CHROMA_TOKEN": "chroma-Secr3tT0ken-Hk5Jd",
+    # Random-looking, so no 6-character fragment occurs in ordinary output (paths, tracebacks).
+    "DISCORD_TOKEN": "MTk4NjIyXq9vLw2RzQj.Gv7pZk.w3YbN8tFhU",
+    "LLM_API_KEY": "sk-Vq7PqW4mN8vB2xZjK5rT",
+    "CITEBOT_CHROMA_TOKEN": "Hk5JdW8qZx3Rv2Nm7Lp",
 }
 RUN_TIMEOUT = 240.0
 QUERIES = [
