@@ -231,7 +231,7 @@ def _everyday_chinese_share(text: str, *, western: bool = False) -> float:
     if western:
         if not non_ascii:
             return 1.0 if text else 0.0
-        if not any(char.isascii() and char.isalpha() for char in text):
+        if not any(char in common or (char.isascii() and char.isalpha()) for char in text):
             return 0.0
     elif not any(char in common for char in non_ascii):
         return 0.0

@@ -126,8 +126,14 @@ ENGLISH_NEWS = (
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
 @pytest.mark.parametrize(
     "text",
-    [TRADITIONAL_NEWS + "\n第二段。", MIXED_ENGLISH, ENGLISH_NEWS, "颱風來襲台積電股價上漲"],
-    ids=["chinese", "mixed", "mostly-ascii", "no-ascii"],
+    [
+        TRADITIONAL_NEWS + "\n第二段。",
+        MIXED_ENGLISH,
+        ENGLISH_NEWS,
+        "颱風來襲台積電股價上漲",
+        "台積電今天宣布在高雄新建一座先進封裝廠，預計兩年後量產。",
+    ],
+    ids=["chinese", "mixed", "mostly-ascii", "no-ascii", "no-ascii-with-nul-bytes"],
 )
 def test_utf16_without_bom_decodes_in_either_byte_order(codec: str, text: str) -> None:
     decoded = decode_bytes(text.encode(codec))
