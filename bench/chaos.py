@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from chromadb.api.client import SharedSystemClient  # noqa: E402
 
-from bot.engine import Engine  # noqa: E402
+from bot.answer.engine import Engine  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from index.chunking import Chunker  # noqa: E402
 
