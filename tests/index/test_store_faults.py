@@ -75,8 +75,10 @@ def test_a_deleted_data_directory_says_to_index(tmp_path, folder, embedder):
     data_dir = tmp_path / "data"
     _corpus(data_dir, embedder).sync([folder])
     shutil.rmtree(data_dir)
+    later = _corpus(data_dir, embedder)
+    later._connection.reopen()  # as a process started after the deletion would open it
     with pytest.raises(IndexMissingError, match="citebot index"):
-        _corpus(data_dir, embedder).retriever()
+        later.retriever()
 
 
 @pytest.mark.parametrize(
