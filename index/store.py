@@ -111,8 +111,16 @@ class ChunkStore:
         return self.name, self._passages_name, self._manifests_name
 
     def _guarded(self, call: Callable[[], _T]) -> _T:
+        """One Chroma call, its faults turned into user-facing errors. A collection that
+        vanished under a reader was replaced by a rebuild: the next question reads the new one."""
         with self._connection.guard():
-            return call()
+            try:
+                return call()
+            except NotFoundError:
+                raise StoreUnavailableError(
+                    f"the index {self.name!r} was replaced while it was being read; "
+                    "ask again to use the new one"
+                ) from None
 
     def open_for_writing(self) -> None:
         """Create the collections if needed; refuse ones built by another embedder or format."""

@@ -75,8 +75,10 @@ def test_a_deleted_data_directory_says_to_index(tmp_path, folder, embedder):
     data_dir = tmp_path / "data"
     _corpus(data_dir, embedder).sync([folder])
     shutil.rmtree(data_dir)
+    later = _corpus(data_dir, embedder)
+    later._connection.reopen()  # as a process started after the deletion would open it
     with pytest.raises(IndexMissingError, match="citebot index"):
-        _corpus(data_dir, embedder).retriever()
+        later.retriever()
 
 
 @pytest.mark.parametrize(
@@ -135,14 +137,22 @@ def test_a_full_file_system_says_free_space(tmpfs, folder, embedder):
     assert str(tmpfs / "data" / "chroma") in str(fault.value)
 
 
-def test_a_read_only_file_system_says_fix_permissions(tmpfs, folder, embedder):
+def test_a_read_only_file_system_says_fix_permissions(tmpfs, folder, embedder, tmp_path):
     _corpus(tmpfs / "data", embedder).sync([folder])
-    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
-    (folder / "new.md").write_text("A new article about glasses.", encoding="utf-8")
-    for attempt in (
-        lambda: _corpus(tmpfs / "data", embedder).sync([folder]),
-        lambda: _corpus(tmpfs / "data", embedder).retriever(),
-    ):
-        with pytest.raises(StoreUnavailableError, match="fix the folder's permissions") as fault:
-            attempt()
-        assert str(tmpfs / "data") in str(fault.value)
+    read_only = tmp_path / "read-only"  # the same files, through a read-only bind mount
+    read_only.mkdir()
+    subprocess.run(["mount", "--bind", str(tmpfs), str(read_only)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(read_only)], check=True)
+        (folder / "new.md").write_text("A new article about glasses.", encoding="utf-8")
+        for attempt in (
+            lambda: _corpus(read_only / "data", embedder).sync([folder]),
+            lambda: _corpus(read_only / "data", embedder).retriever(),
+        ):
+            with pytest.raises(
+                StoreUnavailableError, match="fix the folder's permissions"
+            ) as fault:
+                attempt()
+            assert str(read_only / "data") in str(fault.value)
+    finally:
+        subprocess.run(["umount", "-l", str(read_only)], check=False)

@@ -20,6 +20,7 @@ FERRY = (
     "The new ferry to Matsu is named Blue Whale. It carries 400 passengers and starts "
     "service in March.\n"
 )
+CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
 FERRY_QUESTION = "What is the new ferry to Matsu named?"
 
 
@@ -41,7 +42,7 @@ def _index_in_another_process(engine: Engine, articles: Path) -> None:
             "CITEBOT_CHROMA_DATABASE": settings.chroma_database,
         }
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "index", str(articles)],
+        [sys.executable, "-c", CLI, "index", str(articles)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -64,7 +64,7 @@ async def test_admin_reindex_plans_shows_progress_and_answers_questions_meanwhil
         )
         reindex = await fake.send_slash_command("reindex", user=fake.admin_user)
         try:
-            assert await asyncio.to_thread(gated.reached.wait, 30)  # held inside the run
+            assert await asyncio.to_thread(gated.reached.wait, 120)  # held inside the run
             again = await fake.send_slash_command("reindex", user=fake.admin_user)
             [refusal] = await private_replies(fake, again)
             asked = await run_command(fake, bot, "ask", {"question": DISTILL_QUESTION})
