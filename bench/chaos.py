@@ -276,7 +276,8 @@ def _snapshot(engine: Engine) -> dict[str, object]:
     corpus = engine.corpus()
     store = corpus.store()
     store.open_for_reading()
-    ids, texts = store.texts()
+    # Every chunk physically stored (a kill's leftovers included), not only the live ones.
+    ids, texts = store.texts(store.chunk_ids())
     chunks = store.get(ids)
     snapshot: dict[str, object] = {
         "chunks": sorted(texts),
