@@ -15,6 +15,7 @@ from index.store import (
     OutdatedIndexError,
 )
 from tests.helpers.chroma import connection as chroma_connection
+from tests.helpers.corpora import write_articles
 
 ARTICLES = {
     "avocado.md": "---\ntitle: Avocado\ndate: 2025-12-11\n---\n"
@@ -26,11 +27,7 @@ ARTICLES = {
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    articles = tmp_path / "articles"
-    articles.mkdir()
-    for name, text in ARTICLES.items():
-        (articles / name).write_text(text, encoding="utf-8")
-    return articles
+    return write_articles(tmp_path / "articles", ARTICLES)
 
 
 @pytest.fixture

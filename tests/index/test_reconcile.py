@@ -15,6 +15,7 @@ from index.corpus import Corpus
 from index.passages import passage_records
 from index.store import ArticleVersion, ChunkStore
 from tests.helpers.chroma import connection as chroma_connection
+from tests.helpers.corpora import opened
 from tests.helpers.embedders import MemoisingEmbedder
 
 ARTICLES = {
@@ -41,13 +42,6 @@ def _write(folder: Path, articles: dict[str, str]) -> Path:
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     return _write(tmp_path / "articles", ARTICLES)
-
-
-def _opened(corpus: Corpus) -> ChunkStore:
-    """The live version, opened for reading."""
-    store = corpus.store()
-    store.open_for_reading()
-    return store
 
 
 @pytest.fixture
@@ -113,7 +107,7 @@ def test_leftovers_of_killed_runs_are_removed_and_the_index_equals_a_clean_build
     report = corpus.sync([folder])
 
     assert report.repaired > 0
-    assert set(llama.chunk_ids) <= set(_opened(corpus).live_chunk_ids())
+    assert set(llama.chunk_ids) <= set(opened(corpus).live_chunk_ids())
     assert _state(corpus) == _clean_build(tmp_path, embedder, folder)
 
 
@@ -121,15 +115,15 @@ def test_an_update_is_a_new_version_and_the_old_one_goes_once_it_is_published(
     corpus, folder, embedder, tmp_path
 ):
     corpus.sync([folder])
-    old = _opened(corpus).manifests()["llama.md"].chunk_ids
+    old = opened(corpus).manifests()["llama.md"].chunk_ids
     reader = corpus.retriever("bm25")
     (folder / "llama.md").write_text("---\ntitle: Llama\n---\nBehemoth was cancelled.", "utf-8")
 
     corpus.sync([folder])
 
-    new = _opened(corpus).manifests()["llama.md"].chunk_ids
+    new = opened(corpus).manifests()["llama.md"].chunk_ids
     assert not set(old) & set(new), "a new version never overwrites the old one's records"
-    assert not set(old) & set(_opened(corpus).chunk_ids()), "the old version is gone"
+    assert not set(old) & set(opened(corpus).chunk_ids()), "the old version is gone"
     hits = corpus.retriever().retrieve("Llama Behemoth", 5).chunks
     assert all(hit.article_id != "llama.md" or hit.chunk_id in new for hit in hits)
     assert reader._store.live is not None
@@ -142,7 +136,7 @@ def test_indexing_one_file_touches_no_other_article(corpus, folder):
     (folder / "avocado.md").unlink()  # outside the path given: not this run's business
     report = corpus.sync([folder / "llama.md"])
     assert (report.unchanged, report.removed) == (["llama.md"], [])
-    assert set(_opened(corpus).manifests()) == set(ARTICLES)
+    assert set(opened(corpus).manifests()) == set(ARTICLES)
 
 
 def test_an_unreadable_article_keeps_its_last_good_version_until_its_file_is_gone(corpus, folder):
@@ -158,7 +152,7 @@ def test_an_unreadable_article_keeps_its_last_good_version_until_its_file_is_gon
     report = corpus.sync([folder])
     assert report.removed == ["llama.md"]
     assert report.kept == []
-    assert "llama.md" not in _opened(corpus).manifests()
+    assert "llama.md" not in opened(corpus).manifests()
 
 
 def test_a_moved_folder_is_re_pathed_without_embedding(corpus, folder, tmp_path):
@@ -170,4 +164,4 @@ def test_a_moved_folder_is_re_pathed_without_embedding(corpus, folder, tmp_path)
     assert sorted(report.moved) == sorted(ARTICLES)
     hit = corpus.retriever("bm25").retrieve("Avocado Gemma", 1).chunks[0]
     assert hit.path == str(moved / "avocado.md")
-    assert _opened(corpus).manifests()["avocado.md"].path == str(moved / "avocado.md")
+    assert opened(corpus).manifests()["avocado.md"].path == str(moved / "avocado.md")

@@ -14,9 +14,10 @@ from index.chunking import ChunkingConfig
 from index.coordination import MetaStore, WriterLease
 from index.corpus import Corpus
 from index.lexical import LexicalIndex
-from index.store import ChunkStore, IndexBusyError
+from index.store import IndexBusyError
 from tests.helpers.chroma import connection as chroma_connection
 from tests.helpers.chroma import server_mode
+from tests.helpers.corpora import opened, write_articles
 from tests.helpers.embedders import GatedEmbedder, MemoisingEmbedder
 
 ARTICLES = {
@@ -37,18 +38,7 @@ def embedder(e5) -> MemoisingEmbedder:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    articles = tmp_path / "articles"
-    articles.mkdir()
-    for name, text in ARTICLES.items():
-        (articles / name).write_text(text, encoding="utf-8")
-    return articles
-
-
-def _opened(corpus: Corpus) -> ChunkStore:
-    """The live version, opened for reading."""
-    store = corpus.store()
-    store.open_for_reading()
-    return store
+    return write_articles(tmp_path / "articles", ARTICLES)
 
 
 @pytest.fixture
@@ -182,7 +172,7 @@ def test_readers_keep_the_old_index_while_a_rebuild_runs(corpus, folder, embedde
     thread.start()
     try:
         assert gated.reached.wait(120)
-        partial = _physical_names(corpus) - {_opened(corpus).name}
+        partial = _physical_names(corpus) - {opened(corpus).name}
         assert partial, "the rebuild writes beside the live version"
         during = corpus.retriever().retrieve(AVOCADO_QUESTION, 3).chunks
         counts_during = corpus.counts()
@@ -193,7 +183,7 @@ def test_readers_keep_the_old_index_while_a_rebuild_runs(corpus, folder, embedde
     assert during[0].article_id == "avocado.md"
     assert counts_during == before
     assert corpus.counts() == (before[0] + 1, before[1] + 1)
-    assert _physical_names(corpus) == {_opened(corpus).name}, "the old version is dropped"
+    assert _physical_names(corpus) == {opened(corpus).name}, "the old version is dropped"
 
 
 class _StallingEmbedder:
@@ -230,7 +220,7 @@ def test_a_killed_rebuild_changes_nothing_live_and_the_next_run_removes_it(
     for n in range(40):
         (folder / f"note-{n:02}.txt").write_text(f"Memo {n} about the canteen.", encoding="utf-8")
     corpus.sync([folder])
-    live, generation, counts = _opened(corpus).name, corpus.generation(), corpus.counts()
+    live, generation, counts = opened(corpus).name, corpus.generation(), corpus.counts()
     (folder / "zz-gate.md").write_text(f"{GATE} The gate article.", encoding="utf-8")
     flag = tmp_path / "stalled"
     context = multiprocessing.get_context("spawn")
@@ -251,7 +241,7 @@ def test_a_killed_rebuild_changes_nothing_live_and_the_next_run_removes_it(
         child.join()
     connection.reopen()
     assert _physical_names(corpus) - {live}, "a partial version was left behind"
-    assert (_opened(corpus).name, corpus.generation(), corpus.counts()) == (
+    assert (opened(corpus).name, corpus.generation(), corpus.counts()) == (
         live,
         generation,
         counts,

