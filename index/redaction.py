@@ -97,16 +97,17 @@ _known = _Secrets(frozenset())
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` without credentials: `secrets` and those registered for the logs are masked,
-    in any case and in fragments, then every credential-shaped string."""
-    known = _Secrets(_known.values | _usable(secrets)) if secrets else _known
-    text = known.mask(text)
+    """`text` without credentials: every credential-shaped string, then `secrets` and those
+    registered for the logs, in any case and in fragments. Shapes go first: a known secret's
+    fragment masked inside a token would otherwise break the token's shape and leave the rest
+    of it readable."""
     low = text.lower()
     for applies, credential, replacement in _PATTERNS:
         if applies(low):
             text = credential.sub(replacement, text)
             low = text.lower()
-    return text
+    known = _Secrets(_known.values | _usable(secrets)) if secrets else _known
+    return known.mask(text)
 
 
 def redact_url(url: str) -> str:

@@ -61,3 +61,10 @@ def test_installed_redaction_masks_every_record_with_its_arguments_and_traceback
     assert "calling http://***@h/ with ***" in caplog.text
     assert "failed with ***" in caplog.text
     assert SECRET.lower()[:6] not in caplog.text.lower()
+
+
+def test_a_registered_secret_inside_a_token_does_not_leave_the_token_readable() -> None:
+    # Registered for the logs by an earlier command (the global, as the CLI and bot install it).
+    install_log_redaction(["abcdefghijklmnop-registered"])
+    token = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz0123"
+    assert redact(f"login with {token} failed") == "login with *** failed"
