@@ -106,6 +106,18 @@ def child_env(data_dir: Path, **env: str) -> dict[str, str]:
     }
 
 
+def same_index(engine: Engine) -> dict[str, str]:
+    """The settings a child needs to read the index `engine` reads (in server mode, the test's
+    Chroma server and database; embedded, the data directory is enough)."""
+    settings = engine.settings
+    if not settings.chroma_url:
+        return {}
+    return {
+        "CITEBOT_CHROMA_URL": settings.chroma_url,
+        "CITEBOT_CHROMA_DATABASE": settings.chroma_database,
+    }
+
+
 def citebot(
     data_dir: Path, *args: str, before: str = "", **env: str
 ) -> subprocess.CompletedProcess[str]:
@@ -133,6 +145,7 @@ def test_cli_ask_with_a_failing_chat_endpoint_leaks_nothing(
         LLM_BASE_URL=with_userinfo(fake_llm.base_url),
         LLM_MODEL="fake-model",
         LLM_MAX_RETRIES="1",
+        **same_index(indexed_engine),
     )
 
     assert run.returncode == 0, run.stderr
