@@ -2,8 +2,9 @@
 
 Chinese news writes most foreign names in Chinese characters (汪滔 for Alexandr Wang, 輝達 for
 NVIDIA) and a question in English writes them in Latin letters, so neither BM25 nor (for rare
-names) the embeddings connect the two. The table is a pure function of the chunk texts, so
-rebuilding the index rebuilds it:
+names) the embeddings connect the two. The table is a pure function of the chunk texts: it is
+built beside the BM25 index (`index.lexical`) when an index run changes the chunks and cached
+with it, so a question never pays for jieba's tagger:
 
 - glosses: a Latin term in brackets right after Chinese text (`通義千問（Qwen）`, `輝達（NVIDIA）`)
   names the same thing in both scripts;
@@ -44,6 +45,22 @@ class AliasTable:
     glosses: dict[str, set[str]] = field(default_factory=dict)
     romanised: dict[str, Counter[str]] = field(default_factory=dict)
     surnames: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, dict]:
+        """A JSON-ready form, saved with the BM25 index it was built beside."""
+        return {
+            "glosses": {term: sorted(aliases) for term, aliases in self.glosses.items()},
+            "romanised": {key: dict(names) for key, names in self.romanised.items()},
+            "surnames": {key: dict(names) for key, names in self.surnames.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, dict]) -> AliasTable:
+        return cls(
+            glosses={term: set(aliases) for term, aliases in data["glosses"].items()},
+            romanised={key: Counter(names) for key, names in data["romanised"].items()},
+            surnames={key: Counter(names) for key, names in data["surnames"].items()},
+        )
 
     def expansions(self, query: str, known: Iterable[str] = ()) -> list[str]:
         """Other-script spellings of the query's names; `known` holds folded words the articles

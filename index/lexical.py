@@ -17,6 +17,7 @@ import bm25s
 import bm25s.stopwords
 import numpy as np
 
+from index.aliases import AliasTable, build_aliases
 from index.sentences import sentence_spans
 from index.text import HAN_RUN, fold
 
@@ -66,23 +67,32 @@ def _words(text: str, start: int, end: int) -> list[str]:
     return [word for word in _WORD.findall(text, start, end) if word not in _STOPWORDS]
 
 
-# Bump when `lexical_tokens` changes, so saved indexes built the old way are rebuilt.
-_TOKENIZER_VERSION = "2"
+# Bump when `lexical_tokens` or what a saved index holds changes, so older ones are rebuilt.
+_CACHE_VERSION = "3"
 
 
 def fingerprint(chunk_ids: Sequence[str]) -> str:
-    """Identifies a set of chunks and the tokenizer: a saved index is valid while this matches."""
-    key = "\n".join([_TOKENIZER_VERSION, *sorted(chunk_ids)])
+    """Identifies a set of chunks and the cache format: a saved index is valid while this
+    matches."""
+    key = "\n".join([_CACHE_VERSION, *sorted(chunk_ids)])
     return hashlib.sha256(key.encode()).hexdigest()
 
 
 class LexicalIndex:
-    """A BM25 index of chunk texts, saved to and loaded from a folder."""
+    """A BM25 index of chunk texts and the alias table of the same texts, saved to and loaded
+    from a folder."""
 
-    def __init__(self, chunk_ids: list[str], model: bm25s.BM25, vocabulary: dict[str, int]) -> None:
+    def __init__(
+        self,
+        chunk_ids: list[str],
+        model: bm25s.BM25,
+        vocabulary: dict[str, int],
+        aliases: AliasTable,
+    ) -> None:
         self._chunk_ids = chunk_ids
         self._model = model
         self._vocabulary = vocabulary
+        self.aliases = aliases
         self.fingerprint = fingerprint(chunk_ids)
 
     @property
@@ -92,7 +102,10 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, chunk_ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
-        """Tokenize and index every chunk."""
+        """Tokenize and index every chunk, in chunk-id order, so equal scores rank the same
+        however the store listed the chunks."""
+        pairs = sorted(zip(chunk_ids, texts, strict=True))
+        chunk_ids, texts = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
         vocabulary: dict[str, int] = {}
         corpus = [
             [vocabulary.setdefault(token, len(vocabulary)) for token in lexical_tokens(text)]
@@ -103,13 +116,17 @@ class LexicalIndex:
             model.index(
                 bm25s.tokenization.Tokenized(ids=corpus, vocab=vocabulary), show_progress=False
             )
-        return cls(list(chunk_ids), model, vocabulary)
+        return cls(chunk_ids, model, vocabulary, build_aliases(texts))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if self._chunk_ids:
             self._model.save(str(folder), show_progress=False)
-        meta = {"chunk_ids": self._chunk_ids, "vocabulary": self._vocabulary}
+        meta = {
+            "chunk_ids": self._chunk_ids,
+            "vocabulary": self._vocabulary,
+            "aliases": self.aliases.to_json(),
+        }
         (folder / "citebot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -122,9 +139,10 @@ class LexicalIndex:
                 if meta["chunk_ids"]
                 else bm25s.BM25()
             )
-        except (OSError, ValueError, KeyError):
+            aliases = AliasTable.from_json(meta["aliases"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        return cls(meta["chunk_ids"], model, meta["vocabulary"])
+        return cls(meta["chunk_ids"], model, meta["vocabulary"], aliases)
 
     def coverage(self, query: str) -> float:
         """Share of the query's tokens that occur in the corpus: how much BM25 can say about it.
@@ -142,5 +160,5 @@ class LexicalIndex:
         if not ids or not self._chunk_ids:
             return []
         scores = self._model.get_scores(ids)
-        top = np.argsort(-scores)[: min(k, len(scores))]
+        top = np.argsort(-scores, kind="stable")[: min(k, len(scores))]  # ties: chunk-id order
         return [(self._chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]

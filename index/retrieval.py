@@ -10,7 +10,6 @@ from typing import Literal
 
 import numpy as np
 
-from index.aliases import AliasTable, build_aliases
 from index.background import background_scores
 from index.chunking import passage_with_title
 from index.embedding import Embedder
@@ -81,7 +80,6 @@ class Retriever:
         self.reranker = reranker
         self._rerank_candidates = rerank_candidates
         self._article_diversity = article_diversity
-        self._alias_table: AliasTable | None = None
 
     @property
     def embedder_identity(self) -> str:
@@ -132,15 +130,10 @@ class Retriever:
 
     def aliases(self, query: str) -> list[str]:
         """Other-script spellings of the query's names that the articles write (汪滔 for
-        "Alexandr Wang"), from the alias table of this corpus's chunks, built on first use.
-
-        The table is derived from the chunk texts alone, so a rebuilt index (a new retriever)
-        has a rebuilt table; names the articles already write as the query does add nothing.
-        """
-        if self._alias_table is None:
-            self._alias_table = build_aliases(self._store.texts(self._lexical.chunk_ids)[1])
+        "Alexandr Wang"), from the alias table built with the BM25 index; names the articles
+        already write as the query does add nothing."""
         known = [token for token in lexical_tokens(query) if self._lexical.coverage(token) == 1.0]
-        return self._alias_table.expansions(query, known)
+        return self._lexical.aliases.expansions(query, known)
 
     def _dense(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
         """The `n` best chunks by their passages: the mean of the chunk's best sentence's and best
@@ -163,7 +156,7 @@ class Retriever:
             / 2
             for chunk_id in best["sentence"].keys() | best["window"].keys()
         }
-        return sorted(scored.items(), key=lambda item: -item[1])[:n]
+        return _best_first(scored)[:n]
 
     def _chunks(self, ranked: list[tuple[str, float]]) -> list[StoredChunk]:
         """The stored chunks for ranked ids, with their scores."""
@@ -211,7 +204,13 @@ def fuse(
         + lexical_weight * lexical_z.get(chunk_id, lexical_floor)
         for chunk_id in dense_z.keys() | lexical_z.keys()
     }
-    return sorted(fused.items(), key=lambda item: -item[1])
+    return _best_first(fused)
+
+
+def _best_first(scores: dict[str, float]) -> list[tuple[str, float]]:
+    """(chunk id, score) best first; equal scores in chunk-id order, so a ranking does not
+    depend on the order the store or a set returned the chunks in."""
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
 def spread_over_articles(chunks: list[StoredChunk], penalty: float) -> list[StoredChunk]:

@@ -54,3 +54,20 @@ def test_window_overlap_wants_the_question_words_in_one_place():
     assert 0 < scattered < 0.5, "海峽 and 島嶼 are four sentences apart"
     assert window_overlap("臺灣海峽的島嶼有幾個", "", text, sentences=5) > scattered
     assert window_overlap("", "馬祖", text) == 0.0
+
+
+def test_equal_scores_rank_in_chunk_id_order_whatever_order_the_chunks_came_in():
+    texts = {"b": "Avocado 模型", "a": "Avocado 模型", "c": "Avocado 模型"}
+    forward = LexicalIndex.build(list(texts), list(texts.values()))
+    backward = LexicalIndex.build(list(reversed(texts)), list(reversed(texts.values())))
+    assert [hit for hit, _ in forward.search("Avocado", 2)] == ["a", "b"]
+    assert backward.search("Avocado", 3) == forward.search("Avocado", 3)
+
+
+def test_the_alias_table_is_built_and_saved_with_the_index(tmp_path):
+    index = LexicalIndex.build(["qwen"], ["阿里巴巴的通義千問（Qwen）模型也在其中。"])
+    assert "通义千问" in index.aliases.expansions("Is Qwen used?")
+    index.save(tmp_path / "bm25")
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    assert loaded is not None
+    assert loaded.aliases.expansions("Is Qwen used?") == index.aliases.expansions("Is Qwen used?")
