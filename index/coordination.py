@@ -144,8 +144,8 @@ class WriterLease:
         self.acquire()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.release()
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        self.release(quiet=error_type is not None)
 
     def acquire(self) -> None:
         """Take the lease, or raise `IndexBusyError` when a live writer holds it."""
@@ -175,16 +175,22 @@ class WriterLease:
             )
         self._renew()
 
-    def release(self) -> None:
-        """Stop renewing and mark the lease free (expired now)."""
+    def release(self, *, quiet: bool = False) -> None:
+        """Stop renewing and mark the lease free (expired now). `quiet`: the run is already
+        failing (a full disk, a store gone), so the error it raises is the one line to show and
+        a lease that cannot be written is only logged at debug level (it expires by itself)."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join(timeout=self._seconds)
         if self._epoch:
             try:
                 self._meta.write_lease(self._name, self._epoch, self._record(0.0))
-            except StoreError as error:  # it expires by itself
-                log.warning("could not release the writer lease: %s", error)
+            except StoreError as error:
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "could not release the writer lease (it expires by itself): %s",
+                    error,
+                )
 
     def _record(self, expires: float) -> dict[str, Any]:
         return {

@@ -5,6 +5,7 @@ directory is one clear `StoreUnavailableError` naming the folder and what to do,
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import subprocess
@@ -127,11 +128,13 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_file_system_says_free_space(tmpfs, folder, embedder):
+def test_a_full_file_system_says_free_space(tmpfs, folder, embedder, caplog):
     subprocess.run(["mount", "-o", "remount,size=600k", str(tmpfs)], check=True)
     with pytest.raises(StoreUnavailableError, match="disk is full") as fault:
         _corpus(tmpfs / "data", embedder).sync([folder])
     assert str(tmpfs / "data" / "chroma") in str(fault.value)
+    # The error is the one line a user reads: no warning about the lease before it.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_a_read_only_file_system_says_fix_permissions(tmpfs, folder, embedder, tmp_path):
