@@ -125,3 +125,24 @@ async def test_reindex_reports_another_process_writing_the_index(
     # The progress message is the one channel message not tied to an interaction.
     [stopped] = [m for m in fake.messages_in(fake.channel_id) if "interaction_metadata" not in m]
     assert stopped["content"] == f"Reindex stopped: {busy.value}"
+
+
+async def test_reindex_rebuilds_an_index_another_model_built_and_answers_from_the_new_one(
+    fake: FakeDiscord, engine: Engine, articles: Path, minilm
+) -> None:
+    Engine(engine.settings, embedder=minilm).corpus().sync([articles])  # the model was changed
+    async with running_bot(fake, make_bot(engine, fake)) as bot:
+        refused = await fake.send_slash_command("ask", {"question": DISTILL_QUESTION})
+        [refusal] = await private_replies(fake, refused)
+        reindex = await run_command(fake, bot, "reindex", user=fake.admin_user)
+        asked = await run_command(fake, bot, "ask", {"question": DISTILL_QUESTION})
+
+    assert "Gemma" not in refusal["content"]
+    assert "rebuild" in refusal["content"].lower(), refusal["content"]
+    [plan] = fake.messages_for(reindex)
+    assert "• 4 added" in plan["content"]  # rebuilt from scratch with the configured model
+    assert "Gemma" in fake.messages_for(asked)[0]["content"]
+    store = engine.corpus().store()
+    store.open_for_reading()  # the live index is the configured model's now
+    assert store.count() > 0
+    assert_nothing_pings(fake)
