@@ -1,6 +1,7 @@
 """Smoke-test a language model before trusting it: ask an evaluation set's questions through
 the endpoint `LLM_BASE_URL` names and print each answer, its sources and the citation check's
-verdict on every sentence the model wrote.
+verdict on every sentence the model wrote, after the question's rewrite into the articles'
+language that retrieval searched for too.
 
     LLM_BASE_URL=http://localhost:11434/v1 LLM_MODEL=qwen2.5:7b-instruct \\
         python bench/llm_smoke.py ../shared/eval/seed-news/questions.jsonl
@@ -24,7 +25,7 @@ from bot.answer.engine import Engine
 from bot.answer.llm.answerer import GeneratingAnswerer, Generation
 from bot.settings import Settings
 from index.corpus import Corpus
-from index.retrieval import Retriever
+from index.retrieval import Retrieval, Retriever
 
 _MARKS = {"supported": "ok", "unverified": "??", "unsupported": "XX", "uncited": "XX"}
 
@@ -42,14 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rows = [json.loads(line) for line in args.questions.read_text("utf-8").splitlines() if line]
     retriever = _retriever(engine, args.articles or args.questions.parent / "articles")
-    answerer = GeneratingAnswerer(
-        retriever, engine.answerer(retriever), engine.chat, top_k=engine.settings.top_k
-    )
+    answerer = engine.responder(retriever)
+    assert isinstance(answerer, GeneratingAnswerer)
     generations = []
     for row in rows[: args.limit]:
-        retrieval = retriever.retrieve(row["question"], engine.settings.top_k)
+        retrieval = answerer.retrieve(row["question"])
         generation = answerer.generate(retrieval)
-        _print_generation(row, generation)
+        _print_generation(row, retrieval, generation)
         generations.append((row, generation))
     _print_summary(engine.answer_mode, generations)
     return 0
@@ -66,9 +66,11 @@ def _retriever(engine: Engine, articles: Path) -> Retriever:
     return engine.retriever(corpus)
 
 
-def _print_generation(row: dict[str, Any], generation: Generation) -> None:
+def _print_generation(row: dict[str, Any], retrieval: Retrieval, generation: Generation) -> None:
     answer = generation.answer
     print(f"\n[{row.get('id', '?')}] {row['question']}")
+    for rewrite in retrieval.rewrites or ["none (in the articles' language, or the model failed)"]:
+        print(f"  rewrite: {rewrite}")
     expected = [str(item) for item in row.get("answers", [])]
     if expected:
         print(f"  expected: {', '.join(expected)}")

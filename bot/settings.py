@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(60.0, gt=0, alias="LLM_TIMEOUT_SECONDS")
     llm_max_retries: int = Field(2, ge=0, le=10, alias="LLM_MAX_RETRIES")
     llm_temperature: float = Field(0.1, ge=0, le=2, alias="LLM_TEMPERATURE")
+    llm_rewrite_queries: bool = Field(True, alias="LLM_REWRITE_QUERIES")
 
     @field_validator("chroma_url")
     @classmethod

@@ -6,6 +6,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -16,7 +17,7 @@ from index.embedding import Embedder
 from index.lexical import LexicalIndex, lexical_tokens, window_overlap
 from index.reranking import Reranker
 from index.store import ChunkStore, StoredChunk
-from index.text import writes_chinese
+from index.text import mostly_chinese, writes_chinese
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # The crowd a best chunk is compared with, for abstention: itself and the next 49.
@@ -40,7 +41,8 @@ class Retrieval:
     unrelated passages, `same_script`, whether query and best chunk are both Chinese or both
     not, and `lexical_overlap`, the largest share of the query's words three consecutive
     sentences of the best chunk contain. `aliases` are the other-script spellings of the query's
-    names that BM25 searched for too (`index.aliases`).
+    names that BM25 searched for too (`index.aliases`), `rewrites` the other wordings of the
+    query searched for alongside it (its rewrite in the articles' language).
     """
 
     query: str
@@ -56,6 +58,7 @@ class Retrieval:
     # the chunks' `score` is the fused or reranked one, which only orders them.
     similarities: dict[str, float] = dataclasses.field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    rewrites: tuple[str, ...] = ()
 
 
 class Retriever:
@@ -89,22 +92,34 @@ class Retriever:
         """The embedding of a question, as retrieval computes it."""
         return self._embedder.embed_queries([text])[0]
 
-    def retrieve(self, query: str, k: int) -> Retrieval:
-        """The `k` best chunks for the query."""
+    def retrieve(self, query: str, k: int, rewrites: Sequence[str] = ()) -> Retrieval:
+        """The `k` best chunks for the query, also searched for as worded in `rewrites`.
+
+        Dense: each chunk keeps its best score over the wordings. BM25: the rewrites' words
+        join the query's, as its aliases do, weighted by the best-covered wording. The
+        abstention evidence is that of the wording whose nearest passage scores highest, so a
+        question rewritten into the articles' language (same-language text scores higher) is
+        judged as a question asked in it, by the rule calibrated for that; a rewrite is made
+        from the question alone, never from the articles, so it can match them no better than
+        a reader asking in their language. The query's own vector stays `query_vector`.
+        """
         started = time.perf_counter()
-        vector = self.query_vector(query)
+        wordings = [query, *dict.fromkeys(text for text in rewrites if text != query)]
+        vectors = self._embedder.embed_queries(wordings)
         embedded = time.perf_counter()
         candidates = max(k, _FUSION_CANDIDATES)
-        dense = self._dense(vector, candidates) if self.mode != "bm25" else []
+        per_wording = [self._dense(v, candidates) for v in vectors] if self.mode != "bm25" else []
+        dense = _best_of(per_wording)[:candidates]
         aliases = tuple(self.aliases(query)) if self.mode != "dense" else ()
-        searched_for = " ".join([query, *aliases])
+        lexical_wordings = [" ".join([query, *aliases]), *wordings[1:]]
+        searched_for = " ".join(lexical_wordings)
         lexical = self._lexical.search(searched_for, candidates) if self.mode != "dense" else []
         if self.mode == "dense":
             ranked = dense
         elif self.mode == "bm25":
             ranked = lexical
         else:
-            coverage = self._lexical.coverage(searched_for)
+            coverage = max(self._lexical.coverage(text) for text in lexical_wordings)
             ranked = fuse(dense, lexical, _LEXICAL_WEIGHT * coverage)
         pool = self._chunks(ranked[: max(k, RERANK_POOL)])
         if self.reranker is not None and pool:
@@ -112,21 +127,36 @@ class Retriever:
             pool = reranked + pool[self._rerank_candidates :]
         chunks = spread_over_articles(pool, self._article_diversity)[:k]
         searched = time.perf_counter()
+        # The abstention evidence: the wording whose nearest passage scores highest.
+        best = max(
+            range(len(wordings)),
+            key=lambda n: per_wording[n][0][1] if per_wording and per_wording[n] else -np.inf,
+        )
+        evidence, evidence_dense = wordings[best], per_wording[best] if per_wording else []
         return Retrieval(
             query=query,
-            query_vector=vector,
+            query_vector=vectors[0],
             chunks=chunks,
             aliases=aliases,
-            dense_scores=[score for _, score in dense],
-            background_scores=background_scores(self._embedder, vector) if dense else [],
-            same_script=bool(chunks) and writes_chinese(query) == writes_chinese(chunks[0].text),
+            rewrites=tuple(wordings[1:]),
+            dense_scores=[score for _, score in evidence_dense],
+            background_scores=(
+                background_scores(self._embedder, vectors[best]) if evidence_dense else []
+            ),
+            same_script=bool(chunks) and writes_chinese(evidence) == writes_chinese(chunks[0].text),
             lexical_overlap=(
-                window_overlap(query, chunks[0].title, chunks[0].text) if chunks else 0.0
+                window_overlap(evidence, chunks[0].title, chunks[0].text) if chunks else 0.0
             ),
             embed_ms=(embedded - started) * 1000,
             search_ms=(searched - embedded) * 1000,
             similarities=dict(dense),
         )
+
+    @cached_property
+    def articles_write_chinese(self) -> bool:
+        """Whether most of this corpus's chunks write Chinese (`index.text`), read once per
+        retriever, so once per index generation."""
+        return mostly_chinese(self._store.texts(self._lexical.chunk_ids)[1])
 
     def aliases(self, query: str) -> list[str]:
         """Other-script spellings of the query's names that the articles write (汪滔 for
@@ -182,6 +212,15 @@ class Retriever:
     def sentences(self, chunks: Sequence[StoredChunk]) -> list[tuple[str, str, np.ndarray]]:
         """(chunk id, sentence, vector) for the stored sentences of these chunks."""
         return self._store.sentences_of([chunk.chunk_id for chunk in chunks])
+
+
+def _best_of(rankings: list[list[tuple[str, float]]]) -> list[tuple[str, float]]:
+    """Every chunk of these rankings with its best score among them, best first."""
+    best: dict[str, float] = {}
+    for ranking in rankings:
+        for chunk_id, score in ranking:
+            best[chunk_id] = max(score, best.get(chunk_id, score))
+    return sorted(best.items(), key=lambda item: -item[1])
 
 
 def fuse(

@@ -1,7 +1,8 @@
 """What kind of text this is, and text compared loosely: the one home of both rules.
 
 Script: a text "writes Chinese" when a third or more of its letters are Han characters (a
-Chinese sentence often carries English names; an English one may quote a Chinese name).
+Chinese sentence often carries English names; an English one may quote a Chinese name), and
+articles write Chinese when most of their chunks do.
 Folding: width (NFKC), case, and Traditional to Simplified (OpenCC), so 團隊, 团队 and
 full-width Ｑｗｅｎ match their other forms. BM25, abstention, the prompts and the citation check
 all use these.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import cache
 from types import ModuleType
 
@@ -37,6 +39,12 @@ def writes_chinese(text: str) -> bool:
     """Whether a text is mostly Chinese (a third or more of its letters are Han characters)."""
     letters = sum(char.isalpha() for char in text)
     return letters > 0 and len(HAN_CHAR.findall(text)) / letters >= 1 / 3
+
+
+def mostly_chinese(texts: Iterable[str]) -> bool:
+    """Whether most of these texts (a corpus's chunks) write Chinese: the articles' language."""
+    verdicts = [writes_chinese(text) for text in texts]
+    return sum(verdicts) * 2 > len(verdicts)
 
 
 @cache

@@ -9,6 +9,7 @@ from bot.answer.conversation import LLMQueryCondenser, QueryCondenser, RecentQue
 from bot.answer.extractive import Answerer, ExtractiveAnswerer
 from bot.answer.llm.answerer import GeneratingAnswerer
 from bot.answer.llm.client import ChatClient
+from bot.answer.llm.rewrite import QueryRewriter
 from bot.settings import Settings
 from index.chroma import ChromaConnection
 from index.corpus import Corpus
@@ -49,6 +50,15 @@ class Engine:
         endpoint = self.settings.llm_endpoint
         return ChatClient(endpoint) if endpoint else None
 
+    @cached_property
+    def rewriter(self) -> QueryRewriter | None:
+        """Writes questions in the articles' language for retrieval, with the language model
+        (unless `LLM_REWRITE_QUERIES` is off); shared, so a follow-up's rewrite made while
+        condensing it is reused."""
+        if self.chat is None or not self.settings.llm_rewrite_queries:
+            return None
+        return QueryRewriter(self.chat, self.settings.max_question_chars)
+
     @property
     def answer_mode(self) -> str:
         """How questions are answered, for people: "extractive" or "LLM (model)"."""
@@ -87,7 +97,8 @@ class Engine:
 
     def responder(self, retriever: Retriever) -> Answerer:
         """The answerer front ends use: generated answers when a language model is configured
-        (falling back to quotes), else the extractive answerer."""
+        (falling back to quotes; questions also searched for in the articles' language), else
+        the extractive answerer."""
         extractive = self.answerer(retriever)
         if self.chat is None:
             return extractive
@@ -97,6 +108,7 @@ class Engine:
             self.chat,
             top_k=self.settings.top_k,
             max_question_chars=self.settings.max_question_chars,
+            rewriter=self.rewriter,
         )
 
     def condenser(self) -> QueryCondenser:
@@ -105,4 +117,6 @@ class Engine:
         recent = RecentQuestionsCondenser(self.settings.max_question_chars)
         if self.chat is None:
             return recent
-        return LLMQueryCondenser(self.chat, recent, self.settings.max_question_chars)
+        return LLMQueryCondenser(
+            self.chat, recent, self.settings.max_question_chars, rewriter=self.rewriter
+        )

@@ -32,13 +32,16 @@ def fake_llm() -> Iterator[FakeLLM]:
 
 
 def with_llm(settings: Settings, llm: FakeLLM, **overrides: Any) -> Settings:
-    """`settings` answering through the fake endpoint, with a short timeout by default."""
+    """`settings` answering through the fake endpoint, with a short timeout by default, and
+    without rewriting questions into the articles' language unless a test turns it on: the
+    other tests script the calls that answer, not the rewrite before them."""
     values: dict[str, Any] = {
         "llm_base_url": llm.base_url,
         "llm_model": FAKE_MODEL,
         "llm_api_key": SecretStr(FAKE_API_KEY),
         "llm_timeout_seconds": 1.0,
         "llm_max_retries": 2,
+        "llm_rewrite_queries": False,
         **overrides,
     }
     return settings.model_copy(update=values)

@@ -14,6 +14,8 @@ from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_llm import FakeLLM, LLMRequest, Reply
 
 DISTILL_QUESTION = "What models did TBD distill from?"
+# The sample articles are mostly Chinese: an English question is rewritten into Chinese first.
+DISTILL_REWRITE = "TBD 從哪些模型擷取了能力？"
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +43,7 @@ def test_ask_streams_the_answer_then_prints_it_checked_with_its_sources(
 ) -> None:
     main(["index", str(seed_articles)])
     capsys.readouterr()
-    fake_llm.script(Reply.answer(models_answer), Reply.answer(models_answer))
+    fake_llm.script(*[Reply.answer(DISTILL_REWRITE), Reply.answer(models_answer)] * 2)
 
     assert main(["ask", DISTILL_QUESTION]) == 0
     streamed, checked = capsys.readouterr().out.split("\n\n--- checked answer ---\n")
@@ -64,7 +66,7 @@ def test_ask_without_the_model_says_it_shows_quotes(
 ) -> None:
     main(["index", str(seed_articles)])
     capsys.readouterr()
-    fake_llm.script(Reply.error(503, "overloaded", retry_after=0))
+    fake_llm.script(*[Reply.error(503, "overloaded", retry_after=0)] * 2)  # rewrite, answer
     monkeypatch.setenv("LLM_MAX_RETRIES", "0")
 
     assert main(["ask", DISTILL_QUESTION]) == 0
@@ -79,8 +81,10 @@ def test_llm_smoke_prints_answers_citations_and_verdicts(
     seed_articles: Path, fake_llm: FakeLLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake_llm.script(
+        Reply.answer(DISTILL_REWRITE),
         Reply.answer(models_answer),
         Reply.answer(lambda r: f"TBD 擷取了 Gemma 和「通義千問」[{r.passage_with('Gemma')}]。"),
+        Reply.error(400),  # the third question's rewrite fails: it is searched as asked
         Reply.answer(lambda r: f"Avocado launches in 2027 [{r.passage_with('明年春季')}]."),
     )
 
@@ -89,6 +93,8 @@ def test_llm_smoke_prints_answers_citations_and_verdicts(
     out = capsys.readouterr().out
     assert "[sample-1] What models did TBD distill from?" in out
     assert "expected: Gemma, gpt-oss, Qwen" in out
+    assert f"?\n  rewrite: {DISTILL_REWRITE}\n" in out
+    assert out.count("rewrite: none") == 2  # a Chinese question, and the failed rewrite
     assert "ok supported   TBD distilled Gemma, gpt-oss and Qwen [" in out
     assert "ok supported   TBD 擷取了 Gemma 和「通義千問」[" in out
     assert "XX unsupported Avocado launches in 2027 [" in out

@@ -56,6 +56,27 @@ def test_exact_name_in_an_english_question_is_found(corpus):
     assert retrieval.chunks[0].article_id == "bakery.md"
 
 
+def test_a_rewrite_is_searched_alongside_the_query_and_judged_as_the_articles_would(corpus):
+    retriever = corpus.retriever("hybrid")
+    query, rewrite = "How many islands are in the group?", "馬祖列島由幾個島嶼組成？"
+
+    alone = retriever.retrieve(query, 2)
+    both = retriever.retrieve(query, 2, [rewrite, query])
+
+    assert both.chunks[0].article_id == "matsu.md"
+    assert both.query == query
+    assert both.rewrites == (rewrite,)  # the query itself is not searched twice
+    assert np.array_equal(both.query_vector, retriever.query_vector(query))
+    # The abstention evidence is the Chinese wording's: same script as the article, and its
+    # words are there; the English query alone shares none.
+    assert not alone.same_script
+    assert alone.lexical_overlap == 0.0
+    assert both.same_script
+    assert both.lexical_overlap > 0.5
+    assert both.dense_scores[0] > alone.dense_scores[0]
+    assert retriever.articles_write_chinese
+
+
 def test_abstention_margin_compares_the_best_with_the_next_chunks():
     dense = [0.9, *[0.7] * 30, *[0.6] * 19]
     assert abstention_margin(dense, background=[0.1] * 100) == pytest.approx(0.2)

@@ -1,7 +1,7 @@
 """The one rule for "this text is Chinese", and loose comparison of text."""
 
 from bot.answer.llm.text import language_of
-from index.text import fold, writes_chinese
+from index.text import fold, mostly_chinese, writes_chinese
 
 
 def test_a_text_writes_chinese_when_a_third_of_its_letters_are_cjk():
@@ -9,6 +9,13 @@ def test_a_text_writes_chinese_when_a_third_of_its_letters_are_cjk():
     assert writes_chinese("TBD 團隊擷取了 Gemma")
     assert not writes_chinese("Which models did TBD distill from 通義千問?")
     assert not writes_chinese("12345 !?")
+
+
+def test_articles_write_chinese_when_most_of_their_chunks_do():
+    assert mostly_chinese(["馬祖列島由36個島嶼組成。", "儒略日是天文學的計時法。", "A bakery won."])
+    assert not mostly_chinese(["馬祖列島由36個島嶼組成。", "A bakery won.", "Buns sold out."])
+    assert not mostly_chinese(["馬祖列島由36個島嶼組成。", "A bakery won."])
+    assert not mostly_chinese([])
 
 
 def test_the_prompts_language_follows_the_same_rule():

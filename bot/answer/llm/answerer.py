@@ -31,6 +31,7 @@ from bot.answer.llm.prompts import (
     parse_reply,
     visible_text,
 )
+from bot.answer.llm.rewrite import QueryRewriter, articles_language
 from index.retrieval import Retrieval, Retriever
 from index.sentences import sentence_spans
 from index.store import StoredChunk
@@ -69,12 +70,15 @@ class GeneratingAnswerer:
         *,
         top_k: int = 5,
         max_question_chars: int = 1000,
+        rewriter: QueryRewriter | None = None,
     ) -> None:
+        """`rewriter`: when given, questions are also searched for in the articles' language."""
         self._retriever = retriever
         self._extractive = extractive
         self._chat = chat
         self._top_k = top_k
         self._max_question_chars = max_question_chars
+        self._rewriter = rewriter
 
     def answer(
         self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
@@ -84,7 +88,15 @@ class GeneratingAnswerer:
         `focus` is not needed: with a language model, follow-ups are condensed by it into a
         standalone question that already says what is asked."""
         question = clean_question(question, self._max_question_chars)
-        return self.generate(self._retriever.retrieve(question, self._top_k), on_text).answer
+        return self.generate(self.retrieve(question), on_text).answer
+
+    def retrieve(self, question: str) -> Retrieval:
+        """The passages for the question, searched for as asked and, with a rewriter, as
+        rewritten into the articles' language (no rewrite when it is already in it)."""
+        rewrite = None
+        if self._rewriter is not None:
+            rewrite = self._rewriter.rewrite(question, articles_language(self._retriever))
+        return self._retriever.retrieve(question, self._top_k, (rewrite,) if rewrite else ())
 
     def generate(self, retrieval: Retrieval, on_text: TextCallback | None = None) -> Generation:
         """The checked generated answer from passages already retrieved, or the extractive

@@ -193,6 +193,38 @@ async def test_follow_ups_are_condensed_by_the_model(
     assert answer["content"] == "Avocado is due next spring [1]."
 
 
+async def test_with_rewriting_a_follow_up_still_costs_one_call_before_its_answer(
+    fake: FakeDiscord, indexed_engine: Engine, fake_llm: FakeLLM
+) -> None:
+    def launch_answer(request: LLMRequest) -> str:
+        return f"Avocado is due next spring [{request.passage_with('明年春季')}]."
+
+    settings = with_llm(indexed_engine.settings, fake_llm, llm_rewrite_queries=True)
+    engine = Engine(settings, embedder=indexed_engine.embedder)
+    fake_llm.script(
+        Reply.answer("TBD 從哪些模型擷取了能力？"),
+        Reply.answer(distill_answer),
+        Reply.answer(
+            "When is Meta's Avocado model expected to launch?\nMeta 的 Avocado 模型預計何時推出？"
+        ),
+        Reply.answer(launch_answer),
+    )
+    async with running_bot(fake, make_bot(engine, fake)) as bot:
+        first = await run_command(fake, bot, "ask", {"question": DISTILL_QUESTION})
+        follow_up = await run_command(
+            fake, bot, "ask", {"question": "and when?"}, channel_id=first.original_id
+        )
+
+    rewrite, first_answer, condense, answer_request = fake_llm.requests
+    assert rewrite.user == f"<<question>>\n{DISTILL_QUESTION}\n<<end question>>"
+    assert f"Question: {DISTILL_QUESTION}" in first_answer.user
+    assert "Reply with exactly two lines" in condense.system
+    assert condense.user.endswith("Follow-up question: and when?")
+    assert "Question: When is Meta's Avocado model expected to launch?" in answer_request.user
+    [answer] = fake.messages_for(follow_up)
+    assert answer["content"] == "Avocado is due next spring [1]."
+
+
 async def test_status_names_the_model_answering(fake: FakeDiscord, llm_citebot: CitebotBot) -> None:
     interaction = await run_command(fake, llm_citebot, "status")
     [reply] = await private_replies(fake, interaction)
