@@ -43,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [json.loads(line) for line in args.questions.read_text("utf-8").splitlines() if line]
     retriever = _retriever(engine, args.articles or args.questions.parent / "articles")
     answerer = GeneratingAnswerer(
-        retriever, engine.answerer(retriever), engine.chat, top_k=engine.settings.top_k
+        retriever,
+        engine.answerer(retriever),
+        engine.chat,
+        top_k=engine.settings.top_k,
+        max_question_chars=engine.settings.max_question_chars,
     )
     generations = []
     for row in rows[: args.limit]:

@@ -85,7 +85,10 @@ def answerer_never_abstaining(engine: Engine, retriever: Any) -> ExtractiveAnswe
     """The configured extractive answerer without abstention: every answer quotes sentences."""
     settings = engine.settings
     return ExtractiveAnswerer(
-        retriever, top_k=settings.top_k, max_question_chars=settings.max_question_chars
+        retriever,
+        top_k=settings.top_k,
+        abstention=None,
+        max_question_chars=settings.max_question_chars,
     )
 
 

@@ -107,8 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument(
         "-k",
         type=_count(MAX_PASSAGES),
-        default=5,
-        help=f"how many passages, 1-{MAX_PASSAGES} (default 5)",
+        help=f"how many passages, 1-{MAX_PASSAGES} (default CITEBOT_TOP_K)",
     )
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(run=_search)
@@ -184,7 +183,8 @@ def _search(args: argparse.Namespace) -> int:
     from bot.similarity import SIMILARITY_EXPLAINED, similarity_label
 
     engine = _engine()
-    retrieval = engine.retriever().retrieve(_question(engine, args.query), args.k)
+    k = args.k or engine.settings.top_k
+    retrieval = engine.retriever().retrieve(_question(engine, args.query), k)
     if args.json:
         print(json.dumps(_retrieval_json(retrieval), ensure_ascii=False, indent=2))
         return 0

@@ -44,8 +44,8 @@ class EmbedderSpec:
     """Which embedder to build: backend, model name or local path, and optional prompts;
     for the `http` backend, the endpoint to ask."""
 
-    backend: Backend = "auto"
-    model: str = BUNDLED_MODEL
+    backend: Backend
+    model: str
     query_prompt: str | None = None
     document_prompt: str | None = None
     device: str | None = None

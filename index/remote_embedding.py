@@ -54,12 +54,13 @@ class EmbeddingEndpoint:
     `/embeddings` URL), an optional key, the model's input limit, and request limits."""
 
     url: str
-    api_key: SecretStr | None = None
-    max_tokens: int = 512
-    batch_size: int = 32
-    batch_tokens: int = 16384
-    timeout_seconds: float = 30.0
-    max_retries: int = 3
+    api_key: SecretStr | None
+    max_tokens: int
+    batch_size: int
+    batch_tokens: int
+    timeout_seconds: float
+    max_retries: int
+    # The first wait before a retry without `Retry-After`; it doubles.
     backoff_seconds: float = 0.5
 
 

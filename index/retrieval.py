@@ -33,6 +33,16 @@ RERANK_POOL = 30
 
 
 @dataclass(frozen=True)
+class RetrievalConfig:
+    """How a retriever ranks: the mode, how many fused chunks the cross-encoder rescores (when
+    there is one), and the per-article diversity penalty (`spread_over_articles`)."""
+
+    mode: RetrievalMode
+    rerank_candidates: int
+    article_diversity: float
+
+
+@dataclass(frozen=True)
 class Retrieval:
     """The chunks found for a query, best first, and what finding them cost.
 
@@ -68,19 +78,17 @@ class Retriever:
         embedder: Embedder,
         store: ChunkStore,
         lexical: LexicalIndex,
-        mode: RetrievalMode = "hybrid",
+        config: RetrievalConfig,
         *,
         reranker: Reranker | None = None,
-        rerank_candidates: int = RERANK_POOL,
-        article_diversity: float = 0.25,
     ) -> None:
         self._embedder = embedder
         self._store = store
         self._lexical = lexical
-        self.mode = mode
+        self.mode = config.mode
         self.reranker = reranker
-        self._rerank_candidates = rerank_candidates
-        self._article_diversity = article_diversity
+        self._rerank_candidates = config.rerank_candidates
+        self._article_diversity = config.article_diversity
         self._alias_table: AliasTable | None = None
 
     @property

@@ -37,10 +37,7 @@ class Engine:
         """A retriever over a corpus (the configured collection by default) as configured:
         retrieval mode, reranker and per-article diversity."""
         return (corpus or self.corpus()).retriever(
-            self.settings.retrieval,
-            reranker=self.reranker,
-            rerank_candidates=self.settings.rerank_candidates,
-            article_diversity=self.settings.article_diversity,
+            self.settings.retrieval_config, reranker=self.reranker
         )
 
     @cached_property

@@ -136,10 +136,10 @@ class ExtractiveAnswerer:
         self,
         retriever: Retriever,
         *,
-        top_k: int = 5,
-        abstention: AbstentionPolicy | None = None,
+        top_k: int,
+        abstention: AbstentionPolicy | None,
+        max_question_chars: int,
         max_sentences: int = 3,
-        max_question_chars: int = 1000,
         scorer: SentenceScorer = SENTENCE_SCORER,
     ) -> None:
         self._retriever = retriever

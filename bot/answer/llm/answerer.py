@@ -67,8 +67,8 @@ class GeneratingAnswerer:
         extractive: ExtractiveAnswerer,
         chat: ChatClient,
         *,
-        top_k: int = 5,
-        max_question_chars: int = 1000,
+        top_k: int,
+        max_question_chars: int,
     ) -> None:
         self._retriever = retriever
         self._extractive = extractive

@@ -57,7 +57,7 @@ def engine(indexed: tuple[Settings, MemoisingEmbedder], fake_llm: FakeLLM) -> En
 @pytest.fixture
 def answerer(engine: Engine) -> GeneratingAnswerer:
     """What the CLI and Discord use with an endpoint configured: the generating answerer."""
-    responder = engine.responder(engine.corpus().retriever(engine.settings.retrieval))
+    responder = engine.responder(engine.retriever())
     assert isinstance(responder, GeneratingAnswerer)
     return responder
 
@@ -214,7 +214,9 @@ def test_the_model_condenses_a_follow_up_and_the_fallback_covers_its_failures(
         Reply.answer("Sure! Here it is:\nWhen will Avocado launch?"),
         Reply.error(401, "invalid API key"),
     )
-    recent = RecentQuestionsCondenser(1000).condense(history, "and when will it launch?")
+    recent = RecentQuestionsCondenser(engine.settings.max_question_chars).condense(
+        history, "and when will it launch?"
+    )
 
     assert condenser.condense(history, "and when will it launch?") == (
         "When will Meta's Avocado model launch?"
