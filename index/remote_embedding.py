@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from index.embedding import _E5_PROMPTS, EmbedderSpec
 from index.errors import CitebotError, ConfigError
 from index.http_retry import is_retryable, retry_delay
+from index.hub import ModelUnavailableError, load_model
 from index.redaction import redact, redact_url, url_secrets
 
 log = logging.getLogger(__name__)
@@ -311,14 +312,14 @@ def _tokenizer_counter(tokenizer: Any) -> Callable[[str], int]:
 
 def _local_tokenizer(name: str) -> Any:
     """The Hugging Face tokenizer of `name` from a local folder or the cache, else None;
-    never a download."""
-    from index.hub import in_hub_cache
+    never a download (the served name need not be a hub model's)."""
 
-    if not (Path(name).expanduser().is_dir() or in_hub_cache(name)):
-        return None
-    try:
+    def load(found: str, local_files_only: bool) -> Any:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError):
+        return AutoTokenizer.from_pretrained(found, local_files_only=local_files_only)
+
+    try:
+        return load_model(name, "tokenizer", load, download=False)[0]
+    except ModelUnavailableError:
         return None
