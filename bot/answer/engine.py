@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -12,9 +13,27 @@ from bot.answer.llm.client import ChatClient
 from bot.settings import Settings
 from index.chroma import ChromaConnection
 from index.corpus import Corpus
-from index.embedding import Embedder, load_embedder
+from index.embedding import Embedder, fallback_note, load_embedder
 from index.reranking import Reranker, load_reranker
 from index.retrieval import Retriever
+from index.store import StoreError
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What one collection's index holds as readers see it, and the embedder reading it.
+
+    `problem` says why the counts are missing (the index cannot be read); `fallback` why the
+    embedder is not the configured model, when it is not.
+    """
+
+    collection: str
+    embedder: str
+    fallback: str | None
+    articles: int | None = None
+    chunks: int | None = None
+    generation: int | None = None
+    problem: str | None = None
 
 
 class Engine:
@@ -69,6 +88,20 @@ class Engine:
             self.embedder,
             self.settings.chunking,
         )
+
+    def status(self, collection: str | None = None) -> IndexStatus:
+        """The index of a collection (the configured one by default) as `/status` and
+        `citebot status` show it; a store that cannot be read is the status's `problem`."""
+        name = collection or self.settings.collection
+        identity = self.embedder.identity
+        fallback = fallback_note(self.settings.embedder_spec, self.embedder)
+        try:
+            corpus = self.corpus(name)
+            generation = corpus.generation()
+            articles, chunks = corpus.counts()
+        except StoreError as error:
+            return IndexStatus(name, identity, fallback, problem=str(error))
+        return IndexStatus(name, identity, fallback, articles, chunks, generation)
 
     def answerer(self, retriever: Retriever) -> ExtractiveAnswerer:
         """An extractive answerer over a retriever, with the abstention policy for this model.

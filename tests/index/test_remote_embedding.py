@@ -89,7 +89,7 @@ def test_an_index_built_through_the_endpoint_answers_the_question(
     report = engine.corpus().sync([articles])
     answer = engine.responder(engine.retriever()).answer(question)
 
-    assert report.summary()["chunks_embedded"] > 0
+    assert report.summary().chunks_embedded > 0
     assert not answer.abstained
     for word in expected:
         assert word in answer.text

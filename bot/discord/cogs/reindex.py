@@ -9,6 +9,7 @@ embedding model, an older format) is rebuilt beside the live one and switched to
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 
 import discord
@@ -19,13 +20,14 @@ from bot.discord.bot import CitebotBot, UserFacingError, send_followup
 from bot.discord.feedback import ReindexRun, now
 from bot.discord.messages import (
     NO_MENTIONS,
+    READING_ARTICLES,
     Payload,
     plan_text,
     progress_text,
     reindex_summary_text,
 )
 from bot.discord.throttle import ThrottledPublisher
-from index.indexer import IndexProgress, IndexReport
+from index.indexer import IndexPlan, IndexProgress, IndexReport
 from index.store import StoreError
 
 PROGRESS_INTERVAL_SECONDS = 1.5
@@ -66,7 +68,8 @@ class Reindex(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def reindex(self, interaction: discord.Interaction[CitebotBot]) -> None:
-        """Refuse a second run; else plan, index in a worker thread and report."""
+        """Refuse a second run; else index in a worker thread, showing the plan it made, its
+        progress and its outcome."""
         if self._running.locked():
             raise UserFacingError("A reindex is already running; try again when it has finished.")
         async with self._running:
@@ -81,26 +84,39 @@ class Reindex(commands.Cog):
         if not await asyncio.to_thread(scope.articles.is_dir):
             raise UserFacingError(f"The articles folder {scope.articles} does not exist.")
         corpus = self.bot.engine.corpus(scope.collection)
-        plan = await asyncio.to_thread(corpus.plan, [scope.articles])
-        await send_followup(interaction, Payload(content=plan_text(scope, plan)))
-        start = IndexProgress(0, len(plan.to_embed), 0)
-        message = await channel.send(progress_text(start), allowed_mentions=NO_MENTIONS)
+        message = await channel.send(READING_ARTICLES, allowed_mentions=NO_MENTIONS)
         progress = ProgressMessage(message)
+        loop = asyncio.get_running_loop()
+        plan_shown: list[concurrent.futures.Future[object]] = []
+
+        def show_plan(plan: IndexPlan) -> None:
+            """`sync` planned (in its worker thread, once, before embedding): post the plan
+            as the reply and count progress from it."""
+            post = send_followup(interaction, Payload(content=plan_text(scope, plan)))
+            plan_shown.append(asyncio.run_coroutine_threadsafe(post, loop))
+            progress.report_from_thread(IndexProgress(0, len(plan.to_embed), 0))
+
         try:
             report: IndexReport = await asyncio.to_thread(
                 functools.partial(
                     corpus.sync,
                     [scope.articles],
                     rebuild_if_incompatible=True,
+                    on_plan=show_plan,
                     on_progress=progress.report_from_thread,
                 )
             )
         except StoreError as error:  # e.g. another process is writing the index
             await progress.finish(f"Reindex stopped: {error}")
+            if plan_shown:
+                await asyncio.wrap_future(plan_shown[0])
+            else:  # stopped before planning: the progress message alone says why
+                await interaction.delete_original_response()
             return
         except Exception:
             await progress.finish("Reindex failed; the error was logged.")
             raise
+        await asyncio.wrap_future(plan_shown[0])
         await self.bot.readers.refresh(scope.collection)
         summary = report.summary()
         run = ReindexRun(
