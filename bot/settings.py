@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.answer.abstention import AbstentionPolicy, calibrated_policy
 from bot.answer.llm.client import ChatEndpoint
 from index.chroma import ChromaServer
 from index.chunking import ChunkingConfig
@@ -17,7 +18,7 @@ from index.embedding import BUNDLED_MODEL, Backend, EmbedderSpec
 from index.errors import ConfigError
 from index.redaction import url_secrets
 from index.remote_embedding import EmbeddingEndpoint
-from index.retrieval import RERANK_POOL, AbstentionPolicy, RetrievalConfig, calibrated_policy
+from index.retrieval import RERANK_POOL, RetrievalConfig
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,5 @@
-"""Builds the answer engine's parts from settings: embedder, corpus, answerers, condenser."""
+"""The one surface both front ends use: it builds every part from the settings (embedder,
+corpus, retriever, answer pipeline, condenser) and reports an index's status."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from functools import cached_property
 from pathlib import Path
 
 from bot.answer.conversation import LLMQueryCondenser, QueryCondenser, RecentQuestionsCondenser
-from bot.answer.extractive import Answerer, ExtractiveAnswerer
-from bot.answer.llm.answerer import GeneratingAnswerer
+from bot.answer.extractive import Quoter
+from bot.answer.llm.answerer import AnswerGenerator
 from bot.answer.llm.client import ChatClient
+from bot.answer.pipeline import AnswerPipeline
 from bot.settings import Settings
 from index.chroma import ChromaConnection
 from index.corpus import Corpus
@@ -103,30 +105,29 @@ class Engine:
             return IndexStatus(name, identity, fallback, problem=str(error))
         return IndexStatus(name, identity, fallback, articles, chunks, generation)
 
-    def answerer(self, retriever: Retriever) -> ExtractiveAnswerer:
-        """An extractive answerer over a retriever, with the abstention policy for this model.
+    def answerer(self, retriever: Retriever) -> AnswerPipeline:
+        """The answer pipeline over a retriever, quoting every answer (what evaluation
+        measures), with the abstention policy for this model.
 
         The caller passes the retriever so it can share it (the Discord bot's /search uses the
         same one, and its BM25 index is loaded once)."""
-        return ExtractiveAnswerer(
-            retriever,
-            top_k=self.settings.top_k,
-            abstention=self.settings.abstention(self.embedder.identity),
-            max_question_chars=self.settings.max_question_chars,
-        )
+        return self._pipeline(retriever, None)
 
-    def responder(self, retriever: Retriever) -> Answerer:
-        """The answerer front ends use: generated answers when a language model is configured
-        (falling back to quotes), else the extractive answerer."""
-        extractive = self.answerer(retriever)
-        if self.chat is None:
-            return extractive
-        return GeneratingAnswerer(
+    def responder(self, retriever: Retriever) -> AnswerPipeline:
+        """The answer pipeline front ends use: generated answers when a language model is
+        configured (quotes when it fails), else quoted ones."""
+        return self._pipeline(retriever, AnswerGenerator(self.chat) if self.chat else None)
+
+    def _pipeline(self, retriever: Retriever, generator: AnswerGenerator | None) -> AnswerPipeline:
+        settings = self.settings
+        return AnswerPipeline(
             retriever,
-            extractive,
-            self.chat,
-            top_k=self.settings.top_k,
-            max_question_chars=self.settings.max_question_chars,
+            Quoter(retriever),
+            top_k=settings.top_k,
+            abstention=settings.abstention(self.embedder.identity),
+            max_question_chars=settings.max_question_chars,
+            condenser=self.condenser(),
+            generator=generator,
         )
 
     def condenser(self) -> QueryCondenser:

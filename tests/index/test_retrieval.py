@@ -1,15 +1,7 @@
-import numpy as np
 import pytest
 
 from index.corpus import Corpus
-from index.retrieval import (
-    AbstentionPolicy,
-    Retrieval,
-    abstention_margin,
-    calibrated_policy,
-    fuse,
-    spread_over_articles,
-)
+from index.retrieval import fuse, spread_over_articles
 from index.store import StoredChunk
 from tests.helpers.corpora import indexed_corpus
 from tests.helpers.settings import retrieval_config
@@ -61,46 +53,6 @@ def test_exact_name_in_an_english_question_is_found(corpus):
         "Which chef made the pineapple buns?", 1
     )
     assert retrieval.chunks[0].article_id == "bakery.md"
-
-
-def test_abstention_margin_compares_the_best_with_the_next_chunks():
-    dense = [0.9, *[0.7] * 30, *[0.6] * 19]
-    assert abstention_margin(dense, background=[0.1] * 100) == pytest.approx(0.2)
-    assert abstention_margin([]) == 0.0
-
-
-def test_a_small_corpus_is_topped_up_with_background_passages():
-    assert abstention_margin([0.8, 0.79], background=[0.6] * 60) == pytest.approx(0.2)
-    assert abstention_margin([0.8], background=[]) == 0.0
-
-
-def _retrieval(dense, background, same_script=False, overlap=0.0):
-    return Retrieval(
-        "q", np.zeros(2), [], list(dense), list(background), same_script, overlap, 0.0, 0.0
-    )
-
-
-def test_across_languages_the_best_passage_must_stand_out():
-    policy = AbstentionPolicy(min_top_score=0.7, min_margin=0.05)
-    assert policy.should_abstain(_retrieval([0.69], [0.1] * 40))
-    assert policy.should_abstain(_retrieval([0.8, 0.79, 0.79, 0.78], [0.79] * 40))
-    assert not policy.should_abstain(_retrieval([0.9, 0.79, 0.79, 0.78], [0.6] * 40))
-    assert not policy.should_abstain(_retrieval([], [])), "BM25-only retrieval: no evidence"
-
-
-def test_in_the_articles_language_the_best_passage_must_share_words():
-    policy = AbstentionPolicy(min_top_score=0.7, min_margin=0.05, min_overlap=0.2)
-    flat = ([0.8, 0.79, 0.79, 0.78], [0.79] * 40)
-    assert not policy.should_abstain(_retrieval(*flat, same_script=True, overlap=0.5))
-    assert policy.should_abstain(_retrieval(*flat, same_script=True, overlap=0.1))
-    assert policy.should_abstain(_retrieval(*flat, same_script=False, overlap=0.5)), "no margin"
-
-
-def test_calibrated_policy_abstains_on_an_unrelated_question_in_a_small_corpus(corpus):
-    policy = calibrated_policy(corpus.embedder.identity)
-    retriever = corpus.retriever(retrieval_config(mode="hybrid"))
-    assert not policy.should_abstain(retriever.retrieve("馬祖列島由幾個島嶼組成？", 5))
-    assert policy.should_abstain(retriever.retrieve("How do I reset my router password?", 5))
 
 
 def _chunk(chunk_id: str, article_id: str, score: float) -> StoredChunk:

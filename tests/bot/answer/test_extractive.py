@@ -4,11 +4,12 @@ import re
 
 import pytest
 
+from bot.answer.abstention import NO_ANSWER, AbstentionPolicy, calibrated_policy
 from bot.answer.conversation import RecentQuestionsCondenser, Turn
-from bot.answer.extractive import NO_ANSWER, ExtractiveAnswerer, QuestionError
+from bot.answer.extractive import QuestionError, Quoter
+from bot.answer.pipeline import AnswerPipeline
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
-from index.retrieval import AbstentionPolicy, calibrated_policy
 from tests.conftest import SEED_ARTICLE, SEED_ARTICLES
 from tests.helpers.chroma import connection as chroma_connection
 from tests.helpers.settings import DEFAULTS, retrieval_config
@@ -34,13 +35,16 @@ def seed_answerer(e5, tmp_path_factory):
     return extractive(corpus, calibrated_policy(e5.identity))
 
 
-def extractive(corpus: Corpus, abstention: AbstentionPolicy | None) -> ExtractiveAnswerer:
-    """The extractive answerer over the corpus as the default settings configure it."""
-    return ExtractiveAnswerer(
-        corpus.retriever(retrieval_config()),
+def extractive(corpus: Corpus, abstention: AbstentionPolicy | None) -> AnswerPipeline:
+    """The quoting pipeline over the corpus as the default settings configure it."""
+    retriever = corpus.retriever(retrieval_config())
+    return AnswerPipeline(
+        retriever,
+        Quoter(retriever),
         top_k=DEFAULTS.top_k,
         abstention=abstention,
         max_question_chars=DEFAULTS.max_question_chars,
+        condenser=RecentQuestionsCondenser(DEFAULTS.max_question_chars),
     )
 
 
@@ -123,11 +127,15 @@ def test_the_first_quote_names_the_models_distilled_from(seed_answerer):
 def test_a_follow_up_is_answered_by_what_it_asked(seed_answerer):
     first = "What models did TBD distill from?"
     follow_up = "When is it expected to launch?"
-    query = RecentQuestionsCondenser(DEFAULTS.max_question_chars).condense(
-        [Turn(first, "")], follow_up
-    )
-    answer = seed_answerer.answer(query, focus=follow_up)
+    answer = seed_answerer.answer(follow_up, history=[Turn(first, "")])
     assert "明年春季" in answer.quotes[0]
+
+
+def test_a_follow_up_is_retrieved_with_its_thread_s_questions(seed_answerer):
+    first = "What models did TBD distill from?"
+    answer = seed_answerer.answer("  When is it   expected to launch?", history=[Turn(first, "")])
+    assert answer.question == f"{first} When is it expected to launch?"
+    assert answer.citations[0].article == SEED_ARTICLE
 
 
 def test_a_yes_no_question_is_answered_by_the_sentence_that_settles_it(seed_answerer):
