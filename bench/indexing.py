@@ -122,10 +122,10 @@ def _engine_figures(engine: str, folder: Path, cache: Path, repeats: int) -> dic
     from bot.settings import Settings
     from index.articles import load_articles
     from index.chunking import Chunker
-    from index.embedding import EmbedderSpec, load_embedder
+    from index.embedding import BUNDLED_MODEL, EmbedderSpec, load_embedder
     from index.passages import _embedded_text, embed_articles, passage_records
 
-    embedder = load_embedder(EmbedderSpec(backend=engine, cache_dir=cache))
+    embedder = load_embedder(EmbedderSpec(backend=engine, model=BUNDLED_MODEL, cache_dir=cache))
     settings = Settings()
     chunker = Chunker(embedder.count_tokens, embedder.max_tokens, settings.chunking)
     articles = load_articles([folder]).articles

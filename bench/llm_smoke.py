@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.answer.engine import Engine
-from bot.answer.llm.answerer import GeneratingAnswerer, Generation
+from bot.answer.pipeline import Response
 from bot.settings import Settings
 from index.corpus import Corpus
 from index.retrieval import Retrieval, Retriever
@@ -44,14 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [json.loads(line) for line in args.questions.read_text("utf-8").splitlines() if line]
     retriever = _retriever(engine, args.articles or args.questions.parent / "articles")
     answerer = engine.responder(retriever)
-    assert isinstance(answerer, GeneratingAnswerer)
-    generations = []
+    responses = []
     for row in rows[: args.limit]:
         retrieval = answerer.retrieve(row["question"])
-        generation = answerer.generate(retrieval)
-        _print_generation(row, retrieval, generation)
-        generations.append((row, generation))
-    _print_summary(engine.answer_mode, generations)
+        response = answerer.respond(retrieval)
+        _print_response(row, retrieval, response)
+        responses.append((row, response))
+    _print_summary(engine.answer_mode, responses)
     return 0
 
 
@@ -66,8 +65,9 @@ def _retriever(engine: Engine, articles: Path) -> Retriever:
     return engine.retriever(corpus)
 
 
-def _print_generation(row: dict[str, Any], retrieval: Retrieval, generation: Generation) -> None:
-    answer = generation.answer
+def _print_response(row: dict[str, Any], retrieval: Retrieval, response: Response) -> None:
+    answer = response.answer
+    check = response.generation.check if response.generation else None
     print(f"\n[{row.get('id', '?')}] {row['question']}")
     for rewrite in retrieval.rewrites or ["none (in the articles' language, or the model failed)"]:
         print(f"  rewrite: {rewrite}")
@@ -79,10 +79,10 @@ def _print_generation(row: dict[str, Any], retrieval: Retrieval, generation: Gen
     print(f"  answer ({label}, model {seconds:.1f} s): {answer.text}")
     if answer.notice:
         print(f"  notice: {answer.notice}")
-    if generation.check is not None:
-        if generation.check.leaked_instructions:
+    if check is not None:
+        if check.leaked_instructions:
             print("  XX the reply repeats the rules")
-        for sentence in generation.check.sentences:
+        for sentence in check.sentences:
             detail = f" missing: {', '.join(sentence.missing)}" if sentence.missing else ""
             wrong = f" no such passage: {sentence.out_of_range}" if sentence.out_of_range else ""
             verdict = f"{_MARKS[sentence.verdict]} {sentence.verdict:<11}"
@@ -94,14 +94,15 @@ def _print_generation(row: dict[str, Any], retrieval: Retrieval, generation: Gen
             print(f"      = {citation.gloss}")
 
 
-def _print_summary(mode: str, generations: list[tuple[dict[str, Any], Generation]]) -> None:
-    generated = sum(generation.answer.mode == "generated" for _, generation in generations)
-    checks = [generation.check for _, generation in generations if generation.check]
+def _print_summary(mode: str, responses: list[tuple[dict[str, Any], Response]]) -> None:
+    generated = sum(response.answer.mode == "generated" for _, response in responses)
+    generations = [response.generation for _, response in responses if response.generation]
+    checks = [generation.check for generation in generations if generation.check]
     sentences = [sentence for check in checks for sentence in check.sentences]
     kept = sum(sentence.kept for sentence in sentences)
     print(
-        f"\n{mode}: {len(generations)} questions, {generated} generated, "
-        f"{len(generations) - generated} quoted instead; "
+        f"\n{mode}: {len(responses)} questions, {generated} generated, "
+        f"{len(responses) - generated} quoted instead; "
         f"{kept}/{len(sentences)} generated sentences kept by the citation check"
     )
 

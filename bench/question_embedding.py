@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 _CHILD = """
 import json, sys, time
 from pathlib import Path
-from index.embedding import EmbedderSpec, load_embedder
-embedder = load_embedder(EmbedderSpec(backend=sys.argv[1], cache_dir=Path(sys.argv[2])))
+from index.embedding import BUNDLED_MODEL, EmbedderSpec, load_embedder
+spec = EmbedderSpec(backend=sys.argv[1], model=BUNDLED_MODEL, cache_dir=Path(sys.argv[2]))
+embedder = load_embedder(spec)
 questions = ["台灣最高的山是哪一座？", "What year did the Qing dynasty end?",
              "誰發明了電話？", "How many people live in Taipei?"] * (int(sys.argv[3]) // 4)
 embedder.embed_queries(questions[:1])

@@ -11,6 +11,7 @@ size. Prints p50/p95 per mode, median of `--runs` passes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -102,7 +103,8 @@ def main() -> None:
         questions = [q.question for q in load_questions(args.set_dir)[: args.queries]]
         print(f"{target.count()} chunks, {len(questions)} queries, {engine.embedder.identity}")
         for mode in ("dense", "bm25", "hybrid"):
-            retriever = Retriever(engine.embedder, target, lexical, mode)
+            config = dataclasses.replace(engine.settings.retrieval_config, mode=mode)
+            retriever = Retriever(engine.embedder, target, lexical, config)
             retriever.retrieve(questions[0], 10)  # warm up
             p50s, p95s = [], []
             for _ in range(args.runs):

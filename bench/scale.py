@@ -52,7 +52,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.answer.engine import Engine
-from bot.answer.extractive import ExtractiveAnswerer, clean_question
+from bot.answer.extractive import Quoter, clean_question
+from bot.answer.pipeline import AnswerPipeline
 from bot.evaluation import load_questions
 from bot.settings import Settings
 from index.articles import Article, load_articles
@@ -81,11 +82,16 @@ def product_engine(data_dir: Path, chroma_url: str | None, embedder: Embedder | 
     return Engine(product_settings(data_dir, chroma_url), embedder)
 
 
-def answerer_never_abstaining(engine: Engine, retriever: Any) -> ExtractiveAnswerer:
-    """The configured extractive answerer without abstention: every answer quotes sentences."""
+def answerer_never_abstaining(engine: Engine, retriever: Any) -> AnswerPipeline:
+    """The configured quoting pipeline without abstention: every answer quotes sentences."""
     settings = engine.settings
-    return ExtractiveAnswerer(
-        retriever, top_k=settings.top_k, max_question_chars=settings.max_question_chars
+    return AnswerPipeline(
+        retriever,
+        Quoter(retriever),
+        top_k=settings.top_k,
+        abstention=None,
+        max_question_chars=settings.max_question_chars,
+        condenser=engine.condenser(),
     )
 
 

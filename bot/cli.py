@@ -107,8 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument(
         "-k",
         type=_count(MAX_PASSAGES),
-        default=5,
-        help=f"how many passages, 1-{MAX_PASSAGES} (default 5)",
+        help=f"how many passages, 1-{MAX_PASSAGES} (default CITEBOT_TOP_K)",
     )
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(run=_search)
@@ -145,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
         "--details", type=Path, metavar="FILE", help="write one JSON line per question to FILE"
     )
     evaluate.set_defaults(run=_evaluate)
+
+    status = commands.add_parser(
+        "status", help="what the index holds and how questions are answered (as /status)"
+    )
+    status.set_defaults(run=_status)
 
     discord_bot = commands.add_parser("bot", help="run the Discord bot (needs DISCORD_TOKEN)")
     discord_bot.add_argument(
@@ -184,7 +188,8 @@ def _search(args: argparse.Namespace) -> int:
     from bot.similarity import SIMILARITY_EXPLAINED, similarity_label
 
     engine = _engine()
-    retrieval = engine.retriever().retrieve(_question(engine, args.query), args.k)
+    k = args.k or engine.settings.top_k
+    retrieval = engine.retriever().retrieve(_question(engine, args.query), k)
     if args.json:
         print(json.dumps(_retrieval_json(retrieval), ensure_ascii=False, indent=2))
         return 0
@@ -238,6 +243,25 @@ def _open_details(path: Path) -> TextIO:
         return path.open("w", encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"cannot write --details {path}: {error.strerror}") from None
+
+
+def _status(args: argparse.Namespace) -> int:
+    """The configured collection's index, the embedder and the answer mode; exit 1 when the
+    index cannot be read."""
+    engine = _engine()
+    status = engine.status()
+    print(f"index: {engine.connection.where}")
+    counts = (
+        f"{status.articles} articles, {status.chunks} chunks, generation {status.generation}"
+        if status.problem is None
+        else status.problem
+    )
+    print(f"collection {status.collection}: {counts}")
+    print(f"embedding model: {status.embedder}")
+    if status.fallback:
+        print(f"  ({status.fallback})")
+    print(f"answers: {engine.answer_mode}, {engine.settings.retrieval} retrieval")
+    return 0 if status.problem is None else 1
 
 
 def _bot(args: argparse.Namespace) -> int:
@@ -329,13 +353,12 @@ def _print_report(report: IndexReport) -> None:
         print(f"note {note.path}: {note.message}", file=sys.stderr)
     summary = report.summary()
     print(
-        f"articles: {summary['added']} added, {summary['updated']} updated, "
-        f"{summary['removed']} removed, {summary['unchanged']} unchanged, "
-        f"{summary['failed']} failed"
+        f"articles: {summary.added} added, {summary.updated} updated, "
+        f"{summary.removed} removed, {summary.unchanged} unchanged, {summary.failed} failed"
     )
     print(
-        f"chunks: {summary['chunks_embedded']} embedded, {summary['chunks_total']} in the index; "
-        f"{summary['seconds']} s"
+        f"chunks: {summary.chunks_embedded} embedded, {summary.chunks_total} in the index; "
+        f"{summary.seconds} s"
     )
 
 

@@ -154,7 +154,7 @@ def evaluate_set(
         abstained += answerer.abstains(retrieval)
         answer = None
         if answers:
-            answer = answerer.compose(retrieval)
+            answer = answerer.respond(retrieval).answer
             latencies.append((time.perf_counter() - started) * 1000)
             hits.append(answer_hit(answer, question))
             first_hits.append(answer_first_hit(answer, question))

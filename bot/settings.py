@@ -10,14 +10,15 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.answer.abstention import AbstentionPolicy, calibrated_policy
 from bot.answer.llm.client import ChatEndpoint
 from index.chroma import ChromaServer
 from index.chunking import ChunkingConfig
-from index.embedding import Backend, EmbedderSpec
+from index.embedding import BUNDLED_MODEL, Backend, EmbedderSpec
 from index.errors import ConfigError
 from index.redaction import url_secrets
 from index.remote_embedding import EmbeddingEndpoint
-from index.retrieval import RERANK_POOL, AbstentionPolicy, calibrated_policy
+from index.retrieval import RERANK_POOL, RetrievalConfig
 
 
 class Settings(BaseSettings):
@@ -38,7 +39,7 @@ class Settings(BaseSettings):
     index_lease_seconds: float = Field(60.0, ge=5, le=3600, alias="CITEBOT_INDEX_LEASE_SECONDS")
 
     embedding_backend: Backend = Field("auto", alias="CITEBOT_EMBEDDING_BACKEND")
-    embedding_model: str = Field("intfloat/multilingual-e5-small", alias="CITEBOT_EMBEDDING_MODEL")
+    embedding_model: str = Field(BUNDLED_MODEL, alias="CITEBOT_EMBEDDING_MODEL")
     query_prompt: str | None = Field(None, alias="CITEBOT_QUERY_PROMPT")
     document_prompt: str | None = Field(None, alias="CITEBOT_DOCUMENT_PROMPT")
     device: str | None = Field(None, alias="CITEBOT_DEVICE")
@@ -198,6 +199,15 @@ class Settings(BaseSettings):
         """How articles are cut into chunks."""
         return ChunkingConfig(
             max_tokens=self.chunk_tokens, overlap_tokens=self.chunk_overlap_tokens
+        )
+
+    @cached_property
+    def retrieval_config(self) -> RetrievalConfig:
+        """How retrieval ranks chunks: mode, reranked pool and per-article diversity."""
+        return RetrievalConfig(
+            mode=self.retrieval,
+            rerank_candidates=self.rerank_candidates,
+            article_diversity=self.article_diversity,
         )
 
 

@@ -23,8 +23,8 @@ _MAX_CHARS_PER_TOKEN = 32
 class ChunkingConfig:
     """Token budget per chunk and how many tokens of trailing sentences the next chunk repeats."""
 
-    max_tokens: int = 256
-    overlap_tokens: int = 48
+    max_tokens: int
+    overlap_tokens: int
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from index.embedding import Embedder
 from index.indexer import Indexer, IndexPlan, IndexProgress, IndexReport, plan_index
 from index.lexical import LexicalIndex, fingerprint
 from index.reranking import Reranker
-from index.retrieval import RERANK_POOL, RetrievalMode, Retriever
+from index.retrieval import RetrievalConfig, Retriever
 from index.store import (
     ChunkStore,
     EmbedderMismatchError,
@@ -214,14 +214,7 @@ class Corpus:
         manifests = store.manifests()
         return len(manifests), sum(m.expected_chunks for m in manifests.values())
 
-    def retriever(
-        self,
-        mode: RetrievalMode = "hybrid",
-        *,
-        reranker: Reranker | None = None,
-        rerank_candidates: int = RERANK_POOL,
-        article_diversity: float = 0.25,
-    ) -> Retriever:
+    def retriever(self, config: RetrievalConfig, *, reranker: Reranker | None = None) -> Retriever:
         """A retriever over the live version as it is now; fails clearly when it is missing or
         mismatched. It accepts only chunks of live article versions."""
         pointer = self._pointer()
@@ -229,15 +222,7 @@ class Corpus:
         store.open_for_reading()
         lexical = self._lexical_index(store, pointer.generation)
         store.live = frozenset(lexical.chunk_ids)
-        return Retriever(
-            self.embedder,
-            store,
-            lexical,
-            mode,
-            reranker=reranker,
-            rerank_candidates=rerank_candidates,
-            article_diversity=article_diversity,
-        )
+        return Retriever(self.embedder, store, lexical, config, reranker=reranker)
 
     def _lexical_folder(self, physical: str, generation: int) -> Path:
         return self._connection.data_dir / "lexical" / self.collection / f"{physical}-g{generation}"

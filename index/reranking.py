@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from index.hub import ModelUnavailableError, locate_model
+from index.hub import ModelUnavailableError, load_model
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +54,22 @@ def load_reranker(model: str | None, device: str | None = None) -> Reranker | No
     be loaded here; the latter is logged once, so a missing model never stops the bot."""
     if not model:
         return None
-    try:
-        source = locate_model(model, "reranker")
+
+    def load(name: str, local_files_only: bool) -> Any:
         from sentence_transformers import CrossEncoder
 
-        try:
-            encoder = CrossEncoder(source.name, device=device, local_files_only=True)
-        except OSError:
-            if source.is_local_folder:
-                raise
-            encoder = CrossEncoder(source.name, device=device)
-    except (ModelUnavailableError, OSError, ValueError) as error:
+        return CrossEncoder(name, device=device, local_files_only=local_files_only)
+
+    try:
+        encoder, name = load_model(model, "reranker", load)
+    except ModelUnavailableError as error:
         log.warning("reranker off: %s", error)
         return None
     if encoder.num_labels != 1:
         log.warning(
             "reranker off: %s gives %d scores per pair; a reranker gives one",
-            source.name,
+            name,
             encoder.num_labels,
         )
         return None
-    return CrossEncoderReranker(encoder, source.name)
+    return CrossEncoderReranker(encoder, name)

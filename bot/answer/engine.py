@@ -1,21 +1,42 @@
-"""Builds the answer engine's parts from settings: embedder, corpus, answerers, condenser."""
+"""The one surface both front ends use: it builds every part from the settings (embedder,
+corpus, retriever, answer pipeline, condenser) and reports an index's status."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from bot.answer.conversation import LLMQueryCondenser, QueryCondenser, RecentQuestionsCondenser
-from bot.answer.extractive import Answerer, ExtractiveAnswerer
-from bot.answer.llm.answerer import GeneratingAnswerer
+from bot.answer.extractive import Quoter
+from bot.answer.llm.answerer import AnswerGenerator
 from bot.answer.llm.client import ChatClient
 from bot.answer.llm.rewrite import QueryRewriter
+from bot.answer.pipeline import AnswerPipeline
 from bot.settings import Settings
 from index.chroma import ChromaConnection
 from index.corpus import Corpus
-from index.embedding import Embedder, load_embedder
+from index.embedding import Embedder, fallback_note, load_embedder
 from index.reranking import Reranker, load_reranker
 from index.retrieval import Retriever
+from index.store import StoreError
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """What one collection's index holds as readers see it, and the embedder reading it.
+
+    `problem` says why the counts are missing (the index cannot be read); `fallback` why the
+    embedder is not the configured model, when it is not.
+    """
+
+    collection: str
+    embedder: str
+    fallback: str | None
+    articles: int | None = None
+    chunks: int | None = None
+    generation: int | None = None
+    problem: str | None = None
 
 
 class Engine:
@@ -38,10 +59,7 @@ class Engine:
         """A retriever over a corpus (the configured collection by default) as configured:
         retrieval mode, reranker and per-article diversity."""
         return (corpus or self.corpus()).retriever(
-            self.settings.retrieval,
-            reranker=self.reranker,
-            rerank_candidates=self.settings.rerank_candidates,
-            article_diversity=self.settings.article_diversity,
+            self.settings.retrieval_config, reranker=self.reranker
         )
 
     @cached_property
@@ -83,32 +101,52 @@ class Engine:
             self.settings.chunking,
         )
 
-    def answerer(self, retriever: Retriever) -> ExtractiveAnswerer:
-        """An extractive answerer over a retriever, with the abstention policy for this model.
+    def status(self, collection: str | None = None) -> IndexStatus:
+        """The index of a collection (the configured one by default) as `/status` and
+        `citebot status` show it; a store that cannot be read is the status's `problem`."""
+        name = collection or self.settings.collection
+        identity = self.embedder.identity
+        fallback = fallback_note(self.settings.embedder_spec, self.embedder)
+        try:
+            corpus = self.corpus(name)
+            generation = corpus.generation()
+            articles, chunks = corpus.counts()
+        except StoreError as error:
+            return IndexStatus(name, identity, fallback, problem=str(error))
+        return IndexStatus(name, identity, fallback, articles, chunks, generation)
+
+    def answerer(self, retriever: Retriever) -> AnswerPipeline:
+        """The answer pipeline over a retriever, quoting every answer (what evaluation
+        measures), with the abstention policy for this model.
 
         The caller passes the retriever so it can share it (the Discord bot's /search uses the
         same one, and its BM25 index is loaded once)."""
-        return ExtractiveAnswerer(
-            retriever,
-            top_k=self.settings.top_k,
-            abstention=self.settings.abstention(self.embedder.identity),
-            max_question_chars=self.settings.max_question_chars,
-        )
+        return self._pipeline(retriever, None)
 
-    def responder(self, retriever: Retriever) -> Answerer:
-        """The answerer front ends use: generated answers when a language model is configured
-        (falling back to quotes; questions also searched for in the articles' language), else
-        the extractive answerer."""
-        extractive = self.answerer(retriever)
+    def responder(self, retriever: Retriever) -> AnswerPipeline:
+        """The answer pipeline front ends use: generated answers when a language model is
+        configured (quotes when it fails; questions also searched for in the articles'
+        language), else quoted ones."""
         if self.chat is None:
-            return extractive
-        return GeneratingAnswerer(
+            return self._pipeline(retriever, None)
+        return self._pipeline(retriever, AnswerGenerator(self.chat), self.rewriter)
+
+    def _pipeline(
+        self,
+        retriever: Retriever,
+        generator: AnswerGenerator | None,
+        rewriter: QueryRewriter | None = None,
+    ) -> AnswerPipeline:
+        settings = self.settings
+        return AnswerPipeline(
             retriever,
-            extractive,
-            self.chat,
-            top_k=self.settings.top_k,
-            max_question_chars=self.settings.max_question_chars,
-            rewriter=self.rewriter,
+            Quoter(retriever),
+            top_k=settings.top_k,
+            abstention=settings.abstention(self.embedder.identity),
+            max_question_chars=settings.max_question_chars,
+            condenser=self.condenser(),
+            generator=generator,
+            rewriter=rewriter,
         )
 
     def condenser(self) -> QueryCondenser:

@@ -1,6 +1,5 @@
-"""Turning a question into a cited answer: retrieve passages, then quote the sentences that answer.
-
-This is the answer engine every front end shares (the CLI, Discord); it knows nothing of either.
+"""Quoted answers (the retrieved sentences that answer, each cited), and what every step of the
+answer pipeline shares: the `Answer` and `Citation` records and the question check.
 """
 
 from __future__ import annotations
@@ -8,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
@@ -22,11 +21,10 @@ from bot.answer.sentence_scoring import (
     features,
 )
 from bot.errors import QuestionError
-from index.retrieval import AbstentionPolicy, Retrieval, Retriever
+from index.retrieval import Retrieval, Retriever
 from index.store import StoredChunk
 from index.text import fold
 
-NO_ANSWER = "The indexed articles don't answer this question."
 # Sentences are quoted from the top chunks only.
 QUOTE_CANDIDATE_CHUNKS = 3
 # A sentence is quoted when it is within this margin of the most similar one, less a small
@@ -37,20 +35,6 @@ _RANK_PENALTY = 0.005
 # Called with the answer text so far while a generated answer streams in.
 TextCallback = Callable[[str], None]
 AnswerMode = Literal["extractive", "generated"]
-
-
-class Answerer(Protocol):
-    """What front ends ask: extractive or generated, the answer to a question."""
-
-    def answer(
-        self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
-    ) -> Answer:
-        """The cited answer; `on_text` sees a generated answer's text as it streams in.
-
-        `focus` is what a follow-up actually asked when `question` is that follow-up condensed
-        with its thread's history: the history finds the article, the follow-up the answer.
-        """
-        ...
 
 
 @dataclass(frozen=True)
@@ -124,66 +108,43 @@ def clean_question(question: str, max_chars: int) -> str:
     return text
 
 
-class ExtractiveAnswerer:
+def retrieval_timings(retrieval: Retrieval) -> dict[str, float]:
+    """An answer's first timings: embedding the question and searching, in milliseconds."""
+    return {"embed": retrieval.embed_ms, "search": retrieval.search_ms}
+
+
+class Quoter:
     """Answers by quoting the retrieved sentence that answers the question, then any that add
     support it lacks, each cited (`bot.answer.sentence_scoring` judges which sentence answers).
-
-    When the abstention policy (calibrated per embedding model) finds no passage close enough
-    to the question, it says the articles do not answer rather than quote noise.
     """
 
     def __init__(
         self,
         retriever: Retriever,
         *,
-        top_k: int = 5,
-        abstention: AbstentionPolicy | None = None,
         max_sentences: int = 3,
-        max_question_chars: int = 1000,
         scorer: SentenceScorer = SENTENCE_SCORER,
     ) -> None:
         self._retriever = retriever
-        self._top_k = top_k
-        self._abstention = abstention
         self._max_sentences = max_sentences
-        self._max_question_chars = max_question_chars
         self._scorer = scorer
 
-    def answer(
-        self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
+    def quote(
+        self, retrieval: Retrieval, passages: list[StoredChunk], focus: str | None = None
     ) -> Answer:
-        """Retrieve, decide whether the articles answer, and quote the sentences that answer
-        (what `focus` asks, when given).
-
-        A quoted answer is ready at once, so `on_text` is never called."""
-        question = clean_question(question, self._max_question_chars)
-        retrieval = self._retriever.retrieve(question, self._top_k)
-        return self.compose(retrieval, focus if focus and focus != question else None)
-
-    def compose(self, retrieval: Retrieval, focus: str | None = None) -> Answer:
-        """The answer from passages already retrieved (the top `top_k` of them are used), to
-        `focus` when given (a follow-up's own words), else to the query."""
-        chunks = retrieval.chunks[: self._top_k]
-        timings = {"embed": retrieval.embed_ms, "search": retrieval.search_ms}
-        if self.abstains(retrieval):
-            return Answer(retrieval.query, NO_ANSWER, [], chunks, True, timings)
+        """The quoted answer from the passages (the top of `retrieval`), to `focus` when given
+        (a follow-up's own words), else to the query."""
+        timings = retrieval_timings(retrieval)
         started = time.perf_counter()
         if focus:
             asked = Question.of(focus, self._retriever.query_vector(focus))
         else:
             asked = Question.of(retrieval.query, retrieval.query_vector)
-        sentences = self._answering_sentences(chunks[:QUOTE_CANDIDATE_CHUNKS], asked)
+        sentences = self._answering_sentences(passages[:QUOTE_CANDIDATE_CHUNKS], asked)
         text, citations = _cite(sentences)
         timings["extract"] = (time.perf_counter() - started) * 1000
         quotes = tuple(sentence.text for sentence in sentences)
-        return Answer(retrieval.query, text, citations, chunks, False, timings, quotes=quotes)
-
-    def abstains(self, retrieval: Retrieval) -> bool:
-        """Whether nothing was found, or even the nearest passage is too far from the question
-        to answer it."""
-        if not retrieval.chunks:
-            return True
-        return self._abstention is not None and self._abstention.should_abstain(retrieval)
+        return Answer(retrieval.query, text, citations, passages, False, timings, quotes=quotes)
 
     def _answering_sentences(self, chunks: list[StoredChunk], asked: Question) -> list[Candidate]:
         """The sentences close to the question (within `_SENTENCE_MARGIN` of the most similar,

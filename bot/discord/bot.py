@@ -20,7 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.answer.engine import Engine
-from bot.answer.extractive import Answerer
+from bot.answer.pipeline import AnswerPipeline
 from bot.discord import heartbeat
 from bot.discord.channels import ChannelMap, Scope
 from bot.discord.feedback import FEEDBACK_FILE, FeedbackStore
@@ -54,7 +54,7 @@ class Reader:
     over it (/ask)."""
 
     retriever: Retriever
-    answerer: Answerer
+    answerer: AnswerPipeline
     generation: int
 
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 from bot.answer.conversation import Turn
 from bot.answer.extractive import Citation
+from index.indexer import RunSummary
 
 FEEDBACK_FILE = "feedback.sqlite3"
 Verdict = Literal["up", "down"]
@@ -90,7 +91,7 @@ class ReindexRun:
 
     collection: str
     finished: str
-    summary: dict[str, object]
+    summary: RunSummary
     failures: list[str]
 
 
@@ -194,7 +195,12 @@ class FeedbackStore:
             connection.execute(
                 "INSERT INTO reindex_runs (collection, finished, summary, failures) "
                 "VALUES (?, ?, ?, ?)",
-                (run.collection, run.finished, json.dumps(run.summary), json.dumps(run.failures)),
+                (
+                    run.collection,
+                    run.finished,
+                    json.dumps(dataclasses.asdict(run.summary)),
+                    json.dumps(run.failures),
+                ),
             )
 
     def last_reindex(self, collection: str) -> ReindexRun | None:
@@ -209,6 +215,12 @@ class FeedbackStore:
         return ReindexRun(
             collection=row["collection"],
             finished=row["finished"],
-            summary=json.loads(row["summary"]),
+            summary=_run_summary(json.loads(row["summary"])),
             failures=json.loads(row["failures"]),
         )
+
+
+def _run_summary(stored: dict[str, object]) -> RunSummary:
+    """A stored summary's counts; ones an older Citebot did not store are 0."""
+    known = {field.name for field in dataclasses.fields(RunSummary)}
+    return RunSummary(**{name: value for name, value in stored.items() if name in known})  # type: ignore[arg-type]

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import discord
 
+from bot.answer.engine import IndexStatus
 from bot.answer.extractive import Answer, Citation
 from bot.discord.channels import Scope
 from bot.discord.feedback import ReindexRun
 from bot.similarity import SIMILARITY_EXPLAINED, similarity_label
 from index.articles import LoadFailure
-from index.indexer import IndexPlan, IndexProgress
+from index.indexer import IndexPlan, IndexProgress, RunSummary
 from index.store import StoredChunk
 
 # Discord's limits (https://discord.com/developers/docs/resources/message).
@@ -69,9 +70,7 @@ class ScopeStatus:
     scope: Scope
     channel_ids: list[int]  # the channel or category ids mapped to it
     is_default: bool  # it also serves every unmapped channel
-    articles: int | None  # None when the index cannot be read; `problem` says why
-    chunks: int | None
-    problem: str | None
+    index: IndexStatus
     last_reindex: ReindexRun | None
 
 
@@ -227,6 +226,10 @@ def plan_text(scope: Scope, plan: IndexPlan) -> str:
     return shorten("\n".join(lines), CONTENT_LIMIT)
 
 
+# The progress message until the run has planned.
+READING_ARTICLES = "Reading the articles to see what changed…"
+
+
 def progress_text(progress: IndexProgress) -> str:
     """One line of reindex progress."""
     return (
@@ -235,15 +238,13 @@ def progress_text(progress: IndexProgress) -> str:
     )
 
 
-def reindex_summary_text(
-    scope: Scope, summary: dict[str, object], failures: Sequence[LoadFailure]
-) -> str:
+def reindex_summary_text(scope: Scope, summary: RunSummary, failures: Sequence[LoadFailure]) -> str:
     """The outcome of a reindex, with the files that could not be read."""
     lines = [
-        f"Reindex of {_code(scope.collection)} done in {summary['seconds']} s: "
-        f"{summary['added']} added, {summary['updated']} updated, {summary['removed']} removed, "
-        f"{summary['unchanged']} unchanged, {summary['failed']} failed; "
-        f"{summary['chunks_embedded']} chunks embedded, {summary['chunks_total']} in the index."
+        f"Reindex of {_code(scope.collection)} done in {summary.seconds} s: "
+        f"{summary.added} added, {summary.updated} updated, {summary.removed} removed, "
+        f"{summary.unchanged} unchanged, {summary.failed} failed; "
+        f"{summary.chunks_embedded} chunks embedded, {summary.chunks_total} in the index."
     ]
     if failures:
         lines.append("Could not read:")
@@ -256,13 +257,17 @@ def reindex_summary_text(
 
 
 def status_embed(
-    *, version: str, embedder: str, answer_mode: str, retrieval: str, scopes: list[ScopeStatus]
+    *, version: str, answer_mode: str, retrieval: str, scopes: list[ScopeStatus]
 ) -> discord.Embed:
-    """/status: version, model, answer mode, then each collection with its channels."""
+    """/status: version, model (and why it stands in for the configured one, if it does),
+    answer mode, then each collection with its channels."""
     embed = discord.Embed(title="Citebot status", colour=EMBED_COLOUR)
     embed.add_field(name="Version", value=version)
     embed.add_field(name="Answers", value=f"{answer_mode}, {retrieval} retrieval")
-    embed.add_field(name="Embedding model", value=shorten(embedder, EMBED_FIELD_VALUE_LIMIT))
+    index = scopes[0].index  # every collection is read by the one embedder
+    embed.add_field(name="Embedding model", value=shorten(index.embedder, EMBED_FIELD_VALUE_LIMIT))
+    if index.fallback:
+        embed.add_field(name="Note", value=shorten(index.fallback, EMBED_FIELD_VALUE_LIMIT))
     for shown, scope in enumerate(scopes):
         name = shorten(f"Collection {scope.scope.collection}", EMBED_FIELD_NAME_LIMIT)
         value = shorten(_scope_status(scope), EMBED_FIELD_VALUE_LIMIT)
@@ -349,10 +354,11 @@ def _scope_status(status: ScopeStatus) -> str:
     channels = [f"<#{channel_id}>" for channel_id in status.channel_ids]
     if status.is_default:
         channels.append("every unmapped channel")
+    index = status.index
     indexed = (
-        f"{status.articles} articles, {status.chunks} chunks"
-        if status.problem is None
-        else neutralise_mentions(status.problem)
+        f"{index.articles} articles, {index.chunks} chunks"
+        if index.problem is None
+        else neutralise_mentions(index.problem)
     )
     lines = [
         f"Channels: {', '.join(channels)}",
@@ -366,7 +372,7 @@ def _scope_status(status: ScopeStatus) -> str:
         when = discord.utils.format_dt(datetime.fromisoformat(run.finished), "R")
         counts = run.summary
         lines.append(
-            f"Last reindex {when}: {counts.get('added')} added, {counts.get('updated')} updated, "
-            f"{counts.get('removed')} removed, {counts.get('failed')} failed"
+            f"Last reindex {when}: {counts.added} added, {counts.updated} updated, "
+            f"{counts.removed} removed, {counts.failed} failed"
         )
     return "\n".join(lines)

@@ -1,8 +1,10 @@
-"""Showing a text that keeps growing (a generated answer) without flooding the place it is shown.
+"""Showing a text that keeps changing (a generated answer, reindex progress) without flooding
+the place it is shown.
 
-Discord allows a few message edits per few seconds, while a model streams tokens many times a
-second: `ThrottledPublisher` publishes only the latest text, at most once per interval, and
-never two publishes at once. It knows nothing of Discord: publishing is any coroutine.
+Discord allows a few message edits per few seconds, while a model streams tokens and the
+indexer reports progress many times a second: `ThrottledPublisher` publishes only the latest
+text, at most once per interval, and never two publishes at once. It is the one rate limit of
+message edits; it knows nothing of Discord: publishing is any coroutine.
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ class ThrottledPublisher:
     """
 
     def __init__(
-        self, publish: Callable[[str], Awaitable[None]], interval_seconds: float = 1.2
+        self,
+        publish: Callable[[str], Awaitable[None]],
+        interval_seconds: float,
+        *,
+        what: str = "the answer so far",
     ) -> None:
+        """`what` names the text in the log when a publish fails."""
         self._publish = publish
         self._interval_seconds = interval_seconds
+        self._what = what
         self._latest = ""
         self._changed = asyncio.Event()
         self._closed = asyncio.Event()
@@ -41,7 +49,7 @@ class ThrottledPublisher:
             self._changed.set()
 
     def push_threadsafe(self, text: str) -> None:
-        """`push` from another thread, such as the worker that streams the answer."""
+        """`push` from another thread, such as the worker that streams the answer or indexes."""
         self._loop.call_soon_threadsafe(self.push, text)
 
     async def close(self) -> None:
@@ -59,6 +67,6 @@ class ThrottledPublisher:
             try:
                 await self._publish(self._latest)
             except Exception:
-                log.warning("could not show the answer so far", exc_info=True)
+                log.warning("could not show %s", self._what, exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), self._interval_seconds)

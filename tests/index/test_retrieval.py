@@ -2,16 +2,10 @@ import numpy as np
 import pytest
 
 from index.corpus import Corpus
-from index.retrieval import (
-    AbstentionPolicy,
-    Retrieval,
-    abstention_margin,
-    calibrated_policy,
-    fuse,
-    spread_over_articles,
-)
+from index.retrieval import fuse, spread_over_articles
 from index.store import StoredChunk
 from tests.helpers.corpora import indexed_corpus
+from tests.helpers.settings import retrieval_config
 
 ARTICLES = {
     "sanskrit.md": "---\ntitle: 梵文\n---\n在歐洲，梵語的學術研究，由德國學者陸特和漢斯雷頓開創。"
@@ -32,7 +26,9 @@ def corpus(e5, tmp_path_factory) -> Corpus:
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_every_mode_ranks_the_right_article_first(corpus, mode):
-    retrieval = corpus.retriever(mode).retrieve("馬祖列島由幾個島嶼組成？", 3)
+    retrieval = corpus.retriever(retrieval_config(mode=mode)).retrieve(
+        "馬祖列島由幾個島嶼組成？", 3
+    )
     assert retrieval.chunks[0].article_id == "matsu.md"
     scores = [chunk.score for chunk in retrieval.chunks]
     assert scores == sorted(scores, reverse=True)
@@ -40,24 +36,28 @@ def test_every_mode_ranks_the_right_article_first(corpus, mode):
 
 
 def test_simplified_question_matches_traditional_text_lexically(corpus):
-    retrieval = corpus.retriever("bm25").retrieve("梵语的学术研究由谁开创？", 2)
+    retrieval = corpus.retriever(retrieval_config(mode="bm25")).retrieve(
+        "梵语的学术研究由谁开创？", 2
+    )
     assert retrieval.chunks[0].article_id == "sanskrit.md"
 
 
 def test_english_question_finds_chinese_passage_in_hybrid_mode(corpus):
     question = "Who started the study of Sanskrit in Europe?"
-    retrieval = corpus.retriever("hybrid").retrieve(question, 2)
+    retrieval = corpus.retriever(retrieval_config(mode="hybrid")).retrieve(question, 2)
     assert retrieval.chunks[0].article_id == "sanskrit.md"
     assert retrieval.dense_scores == sorted(retrieval.dense_scores, reverse=True)
 
 
 def test_exact_name_in_an_english_question_is_found(corpus):
-    retrieval = corpus.retriever("hybrid").retrieve("Which chef made the pineapple buns?", 1)
+    retrieval = corpus.retriever(retrieval_config(mode="hybrid")).retrieve(
+        "Which chef made the pineapple buns?", 1
+    )
     assert retrieval.chunks[0].article_id == "bakery.md"
 
 
 def test_a_rewrite_is_searched_alongside_the_query_and_judged_as_the_articles_would(corpus):
-    retriever = corpus.retriever("hybrid")
+    retriever = corpus.retriever(retrieval_config(mode="hybrid"))
     query, rewrite = "How many islands are in the group?", "馬祖列島由幾個島嶼組成？"
 
     alone = retriever.retrieve(query, 2)
@@ -75,46 +75,6 @@ def test_a_rewrite_is_searched_alongside_the_query_and_judged_as_the_articles_wo
     assert both.lexical_overlap > 0.5
     assert both.dense_scores[0] > alone.dense_scores[0]
     assert retriever.articles_write_chinese
-
-
-def test_abstention_margin_compares_the_best_with_the_next_chunks():
-    dense = [0.9, *[0.7] * 30, *[0.6] * 19]
-    assert abstention_margin(dense, background=[0.1] * 100) == pytest.approx(0.2)
-    assert abstention_margin([]) == 0.0
-
-
-def test_a_small_corpus_is_topped_up_with_background_passages():
-    assert abstention_margin([0.8, 0.79], background=[0.6] * 60) == pytest.approx(0.2)
-    assert abstention_margin([0.8], background=[]) == 0.0
-
-
-def _retrieval(dense, background, same_script=False, overlap=0.0):
-    return Retrieval(
-        "q", np.zeros(2), [], list(dense), list(background), same_script, overlap, 0.0, 0.0
-    )
-
-
-def test_across_languages_the_best_passage_must_stand_out():
-    policy = AbstentionPolicy(min_top_score=0.7, min_margin=0.05)
-    assert policy.should_abstain(_retrieval([0.69], [0.1] * 40))
-    assert policy.should_abstain(_retrieval([0.8, 0.79, 0.79, 0.78], [0.79] * 40))
-    assert not policy.should_abstain(_retrieval([0.9, 0.79, 0.79, 0.78], [0.6] * 40))
-    assert not policy.should_abstain(_retrieval([], [])), "BM25-only retrieval: no evidence"
-
-
-def test_in_the_articles_language_the_best_passage_must_share_words():
-    policy = AbstentionPolicy(min_top_score=0.7, min_margin=0.05, min_overlap=0.2)
-    flat = ([0.8, 0.79, 0.79, 0.78], [0.79] * 40)
-    assert not policy.should_abstain(_retrieval(*flat, same_script=True, overlap=0.5))
-    assert policy.should_abstain(_retrieval(*flat, same_script=True, overlap=0.1))
-    assert policy.should_abstain(_retrieval(*flat, same_script=False, overlap=0.5)), "no margin"
-
-
-def test_calibrated_policy_abstains_on_an_unrelated_question_in_a_small_corpus(corpus):
-    policy = calibrated_policy(corpus.embedder.identity)
-    retriever = corpus.retriever("hybrid")
-    assert not policy.should_abstain(retriever.retrieve("馬祖列島由幾個島嶼組成？", 5))
-    assert policy.should_abstain(retriever.retrieve("How do I reset my router password?", 5))
 
 
 def _chunk(chunk_id: str, article_id: str, score: float) -> StoredChunk:
@@ -144,7 +104,9 @@ def test_a_second_chunk_of_an_article_must_clearly_beat_other_articles():
 
 
 def test_dense_scores_come_from_sentences_and_windows(corpus):
-    retrieval = corpus.retriever("dense").retrieve("馬祖的氣候屬於什麼氣候？", 3)
+    retrieval = corpus.retriever(retrieval_config(mode="dense")).retrieve(
+        "馬祖的氣候屬於什麼氣候？", 3
+    )
     store = corpus.store()
     store.open_for_reading()
     hits = store.search_passages(retrieval.query_vector, 50)

@@ -19,6 +19,7 @@ from tests.helpers.chroma import connection as chroma_connection
 from tests.helpers.chroma import server_mode
 from tests.helpers.corpora import opened, write_articles
 from tests.helpers.embedders import GatedEmbedder, MemoisingEmbedder
+from tests.helpers.settings import retrieval_config
 
 ARTICLES = {
     "avocado.md": "---\ntitle: Avocado\ndate: 2025-12-11\n---\n"
@@ -128,7 +129,7 @@ def test_a_no_op_reindex_publishes_nothing_and_rebuilds_no_bm25(corpus, folder, 
     )
 
     again = corpus.sync([folder])
-    corpus.retriever().retrieve(AVOCADO_QUESTION, 3)
+    corpus.retriever(retrieval_config()).retrieve(AVOCADO_QUESTION, 3)
 
     assert again.chunks_embedded == 0
     assert corpus.generation() == first
@@ -147,7 +148,7 @@ def test_a_reader_whose_cache_is_gone_rebuilds_bm25_from_chroma(corpus, folder, 
         other_host._connection.data_dir = corpus._connection.data_dir  # one store, no cache
         for cache in (corpus._connection.data_dir / "lexical").rglob("citebot.json"):
             cache.unlink()
-    hits = other_host.retriever("bm25").retrieve("Avocado Gemma", 3).chunks
+    hits = other_host.retriever(retrieval_config(mode="bm25")).retrieve("Avocado Gemma", 3).chunks
     assert hits[0].article_id == "avocado.md"
 
 
@@ -174,7 +175,7 @@ def test_readers_keep_the_old_index_while_a_rebuild_runs(corpus, folder, embedde
         assert gated.reached.wait(120)
         partial = _physical_names(corpus) - {opened(corpus).name}
         assert partial, "the rebuild writes beside the live version"
-        during = corpus.retriever().retrieve(AVOCADO_QUESTION, 3).chunks
+        during = corpus.retriever(retrieval_config()).retrieve(AVOCADO_QUESTION, 3).chunks
         counts_during = corpus.counts()
     finally:
         gated.gate.set()
@@ -246,7 +247,10 @@ def test_a_killed_rebuild_changes_nothing_live_and_the_next_run_removes_it(
         generation,
         counts,
     )
-    assert corpus.retriever().retrieve(AVOCADO_QUESTION, 3).chunks[0].article_id == "avocado.md"
+    assert (
+        corpus.retriever(retrieval_config()).retrieve(AVOCADO_QUESTION, 3).chunks[0].article_id
+        == "avocado.md"
+    )
 
     (folder / "zz-gate.md").unlink()
     report = corpus.sync([folder])
@@ -261,7 +265,10 @@ def test_two_data_directories_on_one_server_share_one_index_and_one_writer(
     host_a = Corpus(chroma_connection(tmp_path / "host-a"), "articles", embedder, CHUNKING)
     host_b = Corpus(chroma_connection(tmp_path / "host-b"), "articles", embedder, CHUNKING)
     host_a.sync([folder])
-    assert host_b.retriever().retrieve(AVOCADO_QUESTION, 1).chunks[0].article_id == "avocado.md"
+    assert (
+        host_b.retriever(retrieval_config()).retrieve(AVOCADO_QUESTION, 1).chunks[0].article_id
+        == "avocado.md"
+    )
 
     with host_a.writer(), pytest.raises(IndexBusyError, match="another Citebot process"):
         host_b.sync([folder])
@@ -270,6 +277,10 @@ def test_two_data_directories_on_one_server_share_one_index_and_one_writer(
     seen = host_a.generation()
     host_b.sync([folder])
     assert host_a.generation() == seen + 1
-    hits = host_a.retriever().retrieve("How many people does Blue Whale carry?", 1).chunks
+    hits = (
+        host_a.retriever(retrieval_config())
+        .retrieve("How many people does Blue Whale carry?", 1)
+        .chunks
+    )
     assert hits[0].article_id == "ferry.md"
     assert not (tmp_path / "host-a" / "chroma").exists(), "nothing is stored locally"

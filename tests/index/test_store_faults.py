@@ -22,6 +22,7 @@ from index.store_errors import StoreDamagedError
 from tests.helpers.chroma import LEASE_SECONDS, server_mode
 from tests.helpers.corpora import write_articles
 from tests.helpers.embedders import MemoisingEmbedder
+from tests.helpers.settings import retrieval_config
 
 pytestmark = pytest.mark.skipif(server_mode(), reason="faults of the embedded store's files")
 
@@ -55,7 +56,7 @@ def test_a_damaged_store_says_rebuild_and_rebuild_moves_it_aside(tmp_path, folde
         file.write(os.urandom(4096))  # garbage over the header
 
     with pytest.raises(StoreDamagedError) as damaged:
-        _corpus(data_dir, embedder).retriever()
+        _corpus(data_dir, embedder).retriever(retrieval_config())
     message = str(damaged.value)
     assert str(data_dir / "chroma") in message
     assert "citebot index --rebuild" in message
@@ -65,7 +66,7 @@ def test_a_damaged_store_says_rebuild_and_rebuild_moves_it_aside(tmp_path, folde
     assert sorted(report.added) == sorted(ARTICLES)
     [broken] = data_dir.glob("chroma.broken-*")
     assert (broken / "chroma.sqlite3").exists(), "the damaged files are kept for inspection"
-    hits = _corpus(data_dir, embedder).retriever().retrieve(QUESTION, 1).chunks
+    hits = _corpus(data_dir, embedder).retriever(retrieval_config()).retrieve(QUESTION, 1).chunks
     assert hits[0].article_id == "avocado.md"
 
 
@@ -76,7 +77,7 @@ def test_a_deleted_data_directory_says_to_index(tmp_path, folder, embedder):
     later = _corpus(data_dir, embedder)
     later._connection.reopen()  # as a process started after the deletion would open it
     with pytest.raises(IndexMissingError, match="citebot index"):
-        later.retriever()
+        later.retriever(retrieval_config())
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,7 @@ def test_a_read_only_file_system_says_fix_permissions(tmpfs, folder, embedder, t
         (folder / "new.md").write_text("A new article about glasses.", encoding="utf-8")
         for attempt in (
             lambda: _corpus(read_only / "data", embedder).sync([folder]),
-            lambda: _corpus(read_only / "data", embedder).retriever(),
+            lambda: _corpus(read_only / "data", embedder).retriever(retrieval_config()),
         ):
             with pytest.raises(
                 StoreUnavailableError, match="fix the folder's permissions"

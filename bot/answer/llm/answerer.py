@@ -1,21 +1,15 @@
-"""Generated answers: retrieve, ask the model with numbered passages, check its citations, and
-fall back to the extractive answer (labelled) whenever the model fails or the check does."""
+"""Generated answers: ask the model with numbered passages and check its citations; when the
+model fails or the check does, say why, so the pipeline (`bot.answer.pipeline`) can quote
+instead."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.answer.extractive import (
-    Answer,
-    Citation,
-    ExtractiveAnswerer,
-    TextCallback,
-    clean_question,
-)
+from bot.answer.extractive import Answer, Citation, TextCallback, retrieval_timings
 from bot.answer.llm.citations import (
     CitationCheck,
     SentenceCheck,
@@ -31,8 +25,7 @@ from bot.answer.llm.prompts import (
     parse_reply,
     visible_text,
 )
-from bot.answer.llm.rewrite import QueryRewriter, articles_language
-from index.retrieval import Retrieval, Retriever
+from index.retrieval import Retrieval
 from index.sentences import sentence_spans
 from index.store import StoredChunk
 
@@ -50,75 +43,46 @@ MODEL_FOUND_NO_ANSWER = (
 
 @dataclass(frozen=True)
 class Generation:
-    """An answer with how it came about: the model's reply (None if it gave none) and the
-    citation check's verdicts (None if there was nothing to check)."""
+    """What the model made of the passages: the checked answer, or None and `fallback`, why
+    quotes stand in; with the model's reply (None if it gave none) and the citation check's
+    verdicts (None if there was nothing to check)."""
 
-    answer: Answer
+    answer: Answer | None
+    fallback: str | None = None
     reply: str | None = None
     check: CitationCheck | None = None
 
 
-class GeneratingAnswerer:
-    """Answers with a language model over the retrieved passages; every sentence it keeps is
-    checked against the passages it cites, and the extractive answer stands in when needed."""
+class AnswerGenerator:
+    """Answers with a language model over the passages; every sentence it keeps is checked
+    against the passages it cites."""
 
-    def __init__(
-        self,
-        retriever: Retriever,
-        extractive: ExtractiveAnswerer,
-        chat: ChatClient,
-        *,
-        top_k: int = 5,
-        max_question_chars: int = 1000,
-        rewriter: QueryRewriter | None = None,
-    ) -> None:
-        """`rewriter`: when given, questions are also searched for in the articles' language."""
-        self._retriever = retriever
-        self._extractive = extractive
+    def __init__(self, chat: ChatClient) -> None:
         self._chat = chat
-        self._top_k = top_k
-        self._max_question_chars = max_question_chars
-        self._rewriter = rewriter
 
-    def answer(
-        self, question: str, on_text: TextCallback | None = None, *, focus: str | None = None
-    ) -> Answer:
-        """Retrieve and generate; `on_text` sees the answer text as it streams in.
-
-        `focus` is not needed: with a language model, follow-ups are condensed by it into a
-        standalone question that already says what is asked."""
-        question = clean_question(question, self._max_question_chars)
-        return self.generate(self.retrieve(question), on_text).answer
-
-    def retrieve(self, question: str) -> Retrieval:
-        """The passages for the question, searched for as asked and, with a rewriter, as
-        rewritten into the articles' language (no rewrite when it is already in it)."""
-        rewrite = None
-        if self._rewriter is not None:
-            rewrite = self._rewriter.rewrite(question, articles_language(self._retriever))
-        return self._retriever.retrieve(question, self._top_k, (rewrite,) if rewrite else ())
-
-    def generate(self, retrieval: Retrieval, on_text: TextCallback | None = None) -> Generation:
-        """The checked generated answer from passages already retrieved, or the extractive
-        one: when the articles do not answer (no model call), or labelled, as a fallback."""
-        if self._extractive.abstains(retrieval):
-            return Generation(self._extractive.compose(retrieval))
-        passages = retrieval.chunks[: self._top_k]
+    def generate(
+        self,
+        retrieval: Retrieval,
+        passages: list[StoredChunk],
+        on_text: TextCallback | None = None,
+    ) -> Generation:
+        """The checked generated answer from the passages (the top of `retrieval`); `on_text`
+        sees its text as it streams in."""
         prompt = AnswerPrompt.build(retrieval.query, passages)
         started = time.perf_counter()
         try:
             reply = self._chat.stream(prompt.messages, _preview(prompt, on_text))
         except LLMUnavailableError as error:
             log.warning("language model unavailable, answering with quotes: %s", error)
-            return Generation(self._fallback(retrieval, LLM_UNAVAILABLE))
+            return Generation(None, LLM_UNAVAILABLE)
         generate_ms = (time.perf_counter() - started) * 1000
         parsed = parse_reply(reply)
         if parsed.no_answer:
-            return Generation(self._fallback(retrieval, MODEL_FOUND_NO_ANSWER), reply)
+            return Generation(None, MODEL_FOUND_NO_ANSWER, reply)
         check = CitationCheck(check_citations(parsed.body, passages), prompt.leaks(reply))
         if not check.passes:
             log.info("generated answer rejected by the citation check: %r", parsed.body[:300])
-            return Generation(self._fallback(retrieval, CHECK_FAILED), reply, check)
+            return Generation(None, CHECK_FAILED, reply, check)
         text, cited = renumber(check.kept)
         citations = _citations(passages, cited, check.kept, parsed, prompt.gloss_passages)
         answer = Answer(
@@ -127,11 +91,7 @@ class GeneratingAnswerer:
             citations=citations,
             retrieved=passages,
             abstained=False,
-            timings_ms={
-                "embed": retrieval.embed_ms,
-                "search": retrieval.search_ms,
-                "generate": generate_ms,
-            },
+            timings_ms={**retrieval_timings(retrieval), "generate": generate_ms},
             mode="generated",
             notice=_check_notice(check),
             quotes=tuple(
@@ -140,11 +100,7 @@ class GeneratingAnswerer:
                 for span in sentence_spans(citation.quote)
             ),
         )
-        return Generation(answer, reply, check)
-
-    def _fallback(self, retrieval: Retrieval, notice: str) -> Answer:
-        """The extractive answer, saying why it is shown instead of a generated one."""
-        return dataclasses.replace(self._extractive.compose(retrieval), notice=notice)
+        return Generation(answer, reply=reply, check=check)
 
 
 def _preview(prompt: AnswerPrompt, on_text: TextCallback | None) -> TextCallback:

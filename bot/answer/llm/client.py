@@ -39,10 +39,10 @@ class ChatEndpoint:
 
     base_url: str
     model: str
-    api_key: SecretStr | None = None
-    timeout_seconds: float = 60.0
-    max_retries: int = 2
-    temperature: float = 0.1
+    api_key: SecretStr | None
+    timeout_seconds: float
+    max_retries: int
+    temperature: float
 
 
 class LLMUnavailableError(Exception):

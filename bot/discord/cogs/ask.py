@@ -15,8 +15,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answer.conversation import QueryCondenser, Turn
-from bot.answer.extractive import Answer, Answerer, TextCallback, clean_question
+from bot.answer.conversation import Turn
+from bot.answer.extractive import Answer, TextCallback, clean_question
+from bot.answer.pipeline import AnswerPipeline
 from bot.discord.bot import CitebotBot, bot_of, edit_message, send_ephemeral, send_followup
 from bot.discord.cogs.feedback import answer_view
 from bot.discord.feedback import PostedAnswer, new_answer_id, now
@@ -41,9 +42,8 @@ def _ask_cooldown(interaction: discord.Interaction[Any]) -> app_commands.Cooldow
 class Ask(commands.Cog):
     """Answers questions; in a thread it answers follow-ups with the thread's history."""
 
-    def __init__(self, bot: CitebotBot, condenser: QueryCondenser | None = None) -> None:
+    def __init__(self, bot: CitebotBot) -> None:
         self.bot = bot
-        self.condenser = condenser or bot.engine.condenser()
         settings = bot.settings
         self.queue = QuestionQueue(
             settings.max_concurrent_questions + settings.max_queued_questions
@@ -103,15 +103,16 @@ class Ask(commands.Cog):
 
     def _answer(
         self,
-        answerer: Answerer,
+        answerer: AnswerPipeline,
         history: Sequence[Turn],
         question: str,
         on_text: TextCallback,
     ) -> tuple[str, str, Answer]:
-        """(question, retrieval query, answer); a follow-up is condensed with its history."""
+        """(question as asked and stored, retrieval query, answer); the pipeline condenses a
+        follow-up with its history into the query."""
         question = clean_question(question, self.bot.settings.max_question_chars)
-        query = self.condenser.condense(history, question) if history else question
-        return question, query, answerer.answer(query, on_text, focus=question)
+        answer = answerer.answer(question, on_text, history=history)
+        return question, answer.question, answer
 
     async def _post(
         self,

@@ -9,10 +9,8 @@ embedding model, an older format) is rebuilt beside the live one and switched to
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import concurrent.futures
 import functools
-import logging
-import math
 
 import discord
 from discord import app_commands
@@ -22,67 +20,40 @@ from bot.discord.bot import CitebotBot, UserFacingError, send_followup
 from bot.discord.feedback import ReindexRun, now
 from bot.discord.messages import (
     NO_MENTIONS,
+    READING_ARTICLES,
     Payload,
     plan_text,
     progress_text,
     reindex_summary_text,
 )
-from index.indexer import IndexProgress, IndexReport
+from bot.discord.throttle import ThrottledPublisher
+from index.indexer import IndexPlan, IndexProgress, IndexReport
 from index.store import StoreError
-
-log = logging.getLogger("citebot.discord")
 
 PROGRESS_INTERVAL_SECONDS = 1.5
 
 
-class ProgressReporter:
-    """Shows indexing progress in one message, edited at most once per interval.
+class ProgressMessage:
+    """Indexing progress in one message, edited through the throttle (at most once per
+    `PROGRESS_INTERVAL_SECONDS`), then replaced by the outcome."""
 
-    The indexer reports from its worker thread; each report is handed to the event loop with
-    `call_soon_threadsafe`, and only the latest one is shown when an edit is due.
-    """
-
-    def __init__(
-        self, message: discord.Message, interval: float = PROGRESS_INTERVAL_SECONDS
-    ) -> None:
+    def __init__(self, message: discord.Message) -> None:
         self._message = message
-        self._interval = interval
-        self._loop = asyncio.get_running_loop()
-        self._latest: IndexProgress | None = None
-        self._last_edit = -math.inf
-        self._pending: asyncio.Task[None] | None = None
-        self._edit_lock = asyncio.Lock()
-        self._finished = False
+        self._publisher = ThrottledPublisher(
+            self._edit, PROGRESS_INTERVAL_SECONDS, what="reindex progress"
+        )
 
     def report_from_thread(self, progress: IndexProgress) -> None:
         """The indexer's progress callback; safe to call from any thread."""
-        self._loop.call_soon_threadsafe(self._report, dataclasses.replace(progress))
-
-    def _report(self, progress: IndexProgress) -> None:
-        self._latest = progress
-        if self._pending is None or self._pending.done():
-            self._pending = self._loop.create_task(self._edit_when_due())
-
-    async def _edit_when_due(self) -> None:
-        await asyncio.sleep(max(0.0, self._last_edit + self._interval - self._loop.time()))
-        async with self._edit_lock:
-            if self._finished or self._latest is None:
-                return
-            self._last_edit = self._loop.time()
-            try:
-                await self._message.edit(
-                    content=progress_text(self._latest), allowed_mentions=NO_MENTIONS
-                )
-            except discord.HTTPException as error:
-                log.warning("could not update reindex progress: %s", error)
+        self._publisher.push_threadsafe(progress_text(progress))
 
     async def finish(self, text: str) -> None:
         """Replace the progress with the final text; no progress edit can come after it."""
-        self._finished = True
-        async with self._edit_lock:
-            if self._pending is not None:
-                self._pending.cancel()
-            await self._message.edit(content=text, allowed_mentions=NO_MENTIONS)
+        await self._publisher.close()
+        await self._edit(text)
+
+    async def _edit(self, text: str) -> None:
+        await self._message.edit(content=text, allowed_mentions=NO_MENTIONS)
 
 
 class Reindex(commands.Cog):
@@ -97,7 +68,8 @@ class Reindex(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.checks.has_permissions(manage_guild=True)
     async def reindex(self, interaction: discord.Interaction[CitebotBot]) -> None:
-        """Refuse a second run; else plan, index in a worker thread and report."""
+        """Refuse a second run; else index in a worker thread, showing the plan it made, its
+        progress and its outcome."""
         if self._running.locked():
             raise UserFacingError("A reindex is already running; try again when it has finished.")
         async with self._running:
@@ -112,26 +84,39 @@ class Reindex(commands.Cog):
         if not await asyncio.to_thread(scope.articles.is_dir):
             raise UserFacingError(f"The articles folder {scope.articles} does not exist.")
         corpus = self.bot.engine.corpus(scope.collection)
-        plan = await asyncio.to_thread(corpus.plan, [scope.articles])
-        await send_followup(interaction, Payload(content=plan_text(scope, plan)))
-        start = IndexProgress(0, len(plan.to_embed), 0)
-        message = await channel.send(progress_text(start), allowed_mentions=NO_MENTIONS)
-        progress = ProgressReporter(message)
+        message = await channel.send(READING_ARTICLES, allowed_mentions=NO_MENTIONS)
+        progress = ProgressMessage(message)
+        loop = asyncio.get_running_loop()
+        plan_shown: list[concurrent.futures.Future[object]] = []
+
+        def show_plan(plan: IndexPlan) -> None:
+            """`sync` planned (in its worker thread, once, before embedding): post the plan
+            as the reply and count progress from it."""
+            post = send_followup(interaction, Payload(content=plan_text(scope, plan)))
+            plan_shown.append(asyncio.run_coroutine_threadsafe(post, loop))
+            progress.report_from_thread(IndexProgress(0, len(plan.to_embed), 0))
+
         try:
             report: IndexReport = await asyncio.to_thread(
                 functools.partial(
                     corpus.sync,
                     [scope.articles],
                     rebuild_if_incompatible=True,
+                    on_plan=show_plan,
                     on_progress=progress.report_from_thread,
                 )
             )
         except StoreError as error:  # e.g. another process is writing the index
             await progress.finish(f"Reindex stopped: {error}")
+            if plan_shown:
+                await asyncio.wrap_future(plan_shown[0])
+            else:  # stopped before planning: the progress message alone says why
+                await interaction.delete_original_response()
             return
         except Exception:
             await progress.finish("Reindex failed; the error was logged.")
             raise
+        await asyncio.wrap_future(plan_shown[0])
         await self.bot.readers.refresh(scope.collection)
         summary = report.summary()
         run = ReindexRun(

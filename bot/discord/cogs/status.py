@@ -10,9 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.bot import CitebotBot
-from bot.discord.channels import Scope
 from bot.discord.messages import NO_MENTIONS, ScopeStatus, status_embed
-from index.store import StoreError
 
 
 class Status(commands.Cog):
@@ -29,7 +27,6 @@ class Status(commands.Cog):
         scopes = await asyncio.to_thread(self._scope_statuses)
         embed = status_embed(
             version=version("citebot"),
-            embedder=self.bot.engine.embedder.identity,
             answer_mode=self.bot.engine.answer_mode,
             retrieval=self.bot.settings.retrieval,
             scopes=scopes,
@@ -37,31 +34,18 @@ class Status(commands.Cog):
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     def _scope_statuses(self) -> list[ScopeStatus]:
-        """Each scope with its channels, index counts and last reindex (blocking)."""
+        """Each scope with its channels, index status and last reindex (blocking)."""
         channel_map = self.bot.channel_map
-        statuses = []
-        for scope in channel_map.scopes():
-            articles, chunks, problem = self._index_counts(scope)
-            statuses.append(
-                ScopeStatus(
-                    scope=scope,
-                    channel_ids=channel_map.ids_mapped_to(scope),
-                    is_default=scope == channel_map.default,
-                    articles=articles,
-                    chunks=chunks,
-                    problem=problem,
-                    last_reindex=self.bot.feedback.last_reindex(scope.collection),
-                )
+        return [
+            ScopeStatus(
+                scope=scope,
+                channel_ids=channel_map.ids_mapped_to(scope),
+                is_default=scope == channel_map.default,
+                index=self.bot.engine.status(scope.collection),
+                last_reindex=self.bot.feedback.last_reindex(scope.collection),
             )
-        return statuses
-
-    def _index_counts(self, scope: Scope) -> tuple[int | None, int | None, str | None]:
-        """(articles, chunks, None) in the scope's collection, or (None, None, why not)."""
-        try:
-            articles, chunks = self.bot.engine.corpus(scope.collection).counts()
-        except StoreError as error:
-            return None, None, str(error)
-        return articles, chunks, None
+            for scope in channel_map.scopes()
+        ]
 
 
 async def setup(bot: CitebotBot) -> None:

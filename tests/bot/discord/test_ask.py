@@ -134,7 +134,7 @@ async def test_asking_before_anything_is_indexed_says_so_once_and_privately(
     fake: FakeDiscord, engine: Engine
 ) -> None:
     with pytest.raises(IndexMissingError) as missing:
-        engine.corpus().retriever()
+        engine.retriever()
     async with running_bot(fake, make_bot(engine, fake)):
         interaction = await fake.send_slash_command("ask", {"question": DISTILL_QUESTION})
         await private_replies(fake, interaction)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.answer.engine import IndexStatus
 from bot.answer.extractive import Answer, Citation
 from bot.discord.channels import Scope
 from bot.discord.messages import (
@@ -128,11 +129,17 @@ def test_search_results_and_status_stay_within_limits() -> None:
     )
     assert_within_limits(search_payloads("q" * 990, [chunk] * 10))
     scopes = [
-        ScopeStatus(Scope(Path("/srv") / ("x" * 300), f"c{n}"), [n] * 60, n == 0, 5, 9, None, None)
+        ScopeStatus(
+            Scope(Path("/srv") / ("x" * 300), f"c{n}"),
+            [n] * 60,
+            n == 0,
+            IndexStatus(f"c{n}", "e5", "n" * 2000, articles=5, chunks=9, generation=1),
+            None,
+        )
         for n in range(40)
     ]
     embed = status_embed(
-        version="0.1.0", embedder="e5", answer_mode="extractive", retrieval="hybrid", scopes=scopes
+        version="0.1.0", answer_mode="extractive", retrieval="hybrid", scopes=scopes
     )
     assert_within_limits([Payload(embeds=(embed,))])
     assert embed.fields[-1].value.startswith("and ")  # type: ignore[union-attr]

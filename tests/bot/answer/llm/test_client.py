@@ -9,16 +9,17 @@ from itertools import pairwise
 import pytest
 from pydantic import SecretStr
 
-from bot.answer.llm.client import ChatClient, ChatEndpoint, LLMUnavailableError
+from bot.answer.llm.client import ChatClient, LLMUnavailableError
 from tests.bot.conftest import FAKE_API_KEY, FAKE_MODEL
 from tests.helpers.fake_llm import FakeLLM, Reply
+from tests.helpers.settings import chat_endpoint
 
 MESSAGES = [{"role": "system", "content": "rules"}, {"role": "user", "content": "question"}]
 
 
 def client(llm: FakeLLM, api_key: str | None = FAKE_API_KEY) -> ChatClient:
     """A client of the fake with a short timeout, two retries and quick backoff."""
-    endpoint = ChatEndpoint(
+    endpoint = chat_endpoint(
         llm.base_url,
         FAKE_MODEL,
         api_key=SecretStr(api_key) if api_key else None,
@@ -95,7 +96,7 @@ def test_a_reply_slower_than_the_timeout_fails_at_the_timeout(fake_llm: FakeLLM)
 def test_an_unreachable_endpoint_is_unavailable(fake_llm: FakeLLM) -> None:
     port = fake_llm.base_url.rsplit(":", 1)[1].split("/")[0]
     fake_llm.stop()
-    endpoint = ChatEndpoint(f"http://127.0.0.1:{port}/v1", FAKE_MODEL, max_retries=1)
+    endpoint = chat_endpoint(f"http://127.0.0.1:{port}/v1", FAKE_MODEL, max_retries=1)
 
     with pytest.raises(LLMUnavailableError, match="cannot reach"):
         ChatClient(endpoint, backoff_seconds=0.01).complete(MESSAGES)

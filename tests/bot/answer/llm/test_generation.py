@@ -7,15 +7,15 @@ import shutil
 
 import pytest
 
+from bot.answer.abstention import NO_ANSWER
 from bot.answer.conversation import LLMQueryCondenser, RecentQuestionsCondenser, Turn
 from bot.answer.engine import Engine
-from bot.answer.extractive import NO_ANSWER
 from bot.answer.llm.answerer import (
     CHECK_FAILED,
     LLM_UNAVAILABLE,
     MODEL_FOUND_NO_ANSWER,
-    GeneratingAnswerer,
 )
+from bot.answer.pipeline import AnswerPipeline
 from bot.settings import Settings
 from tests.bot.conftest import FAKE_API_KEY, FAKE_MODEL, with_llm
 from tests.bot.discord.conftest import DISTRACTORS, make_settings, write_articles
@@ -55,11 +55,10 @@ def engine(indexed: tuple[Settings, MemoisingEmbedder], fake_llm: FakeLLM) -> En
 
 
 @pytest.fixture
-def answerer(engine: Engine) -> GeneratingAnswerer:
-    """What the CLI and Discord use with an endpoint configured: the generating answerer."""
-    responder = engine.responder(engine.corpus().retriever(engine.settings.retrieval))
-    assert isinstance(responder, GeneratingAnswerer)
-    return responder
+def answerer(engine: Engine) -> AnswerPipeline:
+    """What the CLI and Discord use with an endpoint configured: the generating pipeline."""
+    assert engine.answer_mode == f"LLM ({FAKE_MODEL})"
+    return engine.responder(engine.retriever())
 
 
 def distill_answer(request: LLMRequest) -> str:
@@ -75,7 +74,7 @@ def distill_answer(request: LLMRequest) -> str:
 
 
 def test_the_checked_answer_cites_the_passage_naming_the_models(
-    answerer: GeneratingAnswerer, fake_llm: FakeLLM
+    answerer: AnswerPipeline, fake_llm: FakeLLM
 ) -> None:
     fake_llm.script(Reply.answer(distill_answer))
     streamed: list[str] = []
@@ -105,7 +104,7 @@ def test_the_checked_answer_cites_the_passage_naming_the_models(
 
 
 def test_an_injected_instruction_stays_data_and_changes_nothing(
-    answerer: GeneratingAnswerer, fake_llm: FakeLLM
+    answerer: AnswerPipeline, fake_llm: FakeLLM
 ) -> None:
     fake_llm.script(Reply.answer(distill_answer))
 
@@ -150,7 +149,7 @@ def test_an_injected_instruction_stays_data_and_changes_nothing(
     ],
 )
 def test_each_failure_ends_in_the_labelled_quoted_answer(
-    answerer: GeneratingAnswerer, fake_llm: FakeLLM, replies: list[Reply], notice: str
+    answerer: AnswerPipeline, fake_llm: FakeLLM, replies: list[Reply], notice: str
 ) -> None:
     fake_llm.script(*replies)
     streamed: list[str] = []
@@ -169,7 +168,7 @@ def test_each_failure_ends_in_the_labelled_quoted_answer(
 
 
 def test_unsupported_sentences_are_removed_and_the_reader_told(
-    answerer: GeneratingAnswerer, fake_llm: FakeLLM
+    answerer: AnswerPipeline, fake_llm: FakeLLM
 ) -> None:
     def reply(request: LLMRequest) -> str:
         models = request.passage_with("Gemma")
@@ -194,7 +193,7 @@ def test_unsupported_sentences_are_removed_and_the_reader_told(
 
 
 def test_a_question_the_articles_do_not_answer_never_reaches_the_model(
-    answerer: GeneratingAnswerer, fake_llm: FakeLLM
+    answerer: AnswerPipeline, fake_llm: FakeLLM
 ) -> None:
     answer = answerer.answer("How many goals did the national football team score in 1998?")
 
@@ -214,7 +213,9 @@ def test_the_model_condenses_a_follow_up_and_the_fallback_covers_its_failures(
         Reply.answer("Sure! Here it is:\nWhen will Avocado launch?"),
         Reply.error(401, "invalid API key"),
     )
-    recent = RecentQuestionsCondenser(1000).condense(history, "and when will it launch?")
+    recent = RecentQuestionsCondenser(engine.settings.max_question_chars).condense(
+        history, "and when will it launch?"
+    )
 
     assert condenser.condense(history, "and when will it launch?") == (
         "When will Meta's Avocado model launch?"

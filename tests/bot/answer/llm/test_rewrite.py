@@ -10,7 +10,8 @@ import pytest
 
 from bot.answer.conversation import LLMQueryCondenser, RecentQuestionsCondenser, Turn
 from bot.answer.engine import Engine
-from bot.answer.llm.answerer import CHECK_FAILED, GeneratingAnswerer
+from bot.answer.llm.answerer import CHECK_FAILED
+from bot.answer.pipeline import AnswerPipeline
 from bot.settings import Settings
 from tests.bot.conftest import FAKE_API_KEY, with_llm
 from tests.bot.discord.conftest import make_settings, write_articles
@@ -53,10 +54,8 @@ def indexed(
     return settings, embedder
 
 
-def answerer_of(engine: Engine) -> GeneratingAnswerer:
-    responder = engine.responder(engine.retriever())
-    assert isinstance(responder, GeneratingAnswerer)
-    return responder
+def answerer_of(engine: Engine) -> AnswerPipeline:
+    return engine.responder(engine.retriever())
 
 
 @pytest.fixture
@@ -168,18 +167,15 @@ def test_an_unusable_rewrite_is_not_searched_for(
 def test_a_follow_up_is_condensed_and_rewritten_in_one_call(
     engine: Engine, fake_llm: FakeLLM
 ) -> None:
-    condenser, answerer = engine.condenser(), answerer_of(engine)
-    assert isinstance(condenser, LLMQueryCondenser)
+    assert isinstance(engine.condenser(), LLMQueryCondenser)
     history = [Turn("What is Holloway's company building?", "A second factory [1].")]
     follow_up = "where, and when will it open?"
     standalone = "Where is Holloway's company building its factory, and when will it open?"
     fake_llm.script(Reply.answer(f"{standalone}\n{REWRITE}"), Reply.answer(FIRST_PASSAGE_ANSWER))
 
-    query = condenser.condense(history, follow_up)
-    answer = answerer.answer(query, focus=follow_up)
+    answer = answerer_of(engine).answer(follow_up, history=history)
 
     condense, answer_request = fake_llm.requests  # no rewrite call of its own
-    assert query == standalone
     assert "Reply with exactly two lines" in condense.system
     assert "Traditional Chinese" in condense.system
     assert condense.user.endswith(f"Follow-up question: {follow_up}")
