@@ -19,7 +19,7 @@ import numpy as np
 
 from index.aliases import AliasTable, build_aliases
 from index.sentences import sentence_spans
-from index.text import HAN_RUN, fold
+from index.text import HAN_RUN, fold, mostly_chinese
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # English function words carry no evidence; in a mixed-language corpus they would make every
@@ -68,7 +68,7 @@ def _words(text: str, start: int, end: int) -> list[str]:
 
 
 # Bump when `lexical_tokens` or what a saved index holds changes, so older ones are rebuilt.
-_CACHE_VERSION = "3"
+_CACHE_VERSION = "4"
 
 
 def fingerprint(chunk_ids: Sequence[str]) -> str:
@@ -79,8 +79,9 @@ def fingerprint(chunk_ids: Sequence[str]) -> str:
 
 
 class LexicalIndex:
-    """A BM25 index of chunk texts and the alias table of the same texts, saved to and loaded
-    from a folder."""
+    """A BM25 index of chunk texts, with what else is read off the same texts once per index
+    run (the alias table; whether most of them write Chinese), saved to and loaded from a
+    folder."""
 
     def __init__(
         self,
@@ -88,11 +89,13 @@ class LexicalIndex:
         model: bm25s.BM25,
         vocabulary: dict[str, int],
         aliases: AliasTable,
+        writes_chinese: bool,
     ) -> None:
         self._chunk_ids = chunk_ids
         self._model = model
         self._vocabulary = vocabulary
         self.aliases = aliases
+        self.writes_chinese = writes_chinese
         self.fingerprint = fingerprint(chunk_ids)
 
     @property
@@ -116,7 +119,7 @@ class LexicalIndex:
             model.index(
                 bm25s.tokenization.Tokenized(ids=corpus, vocab=vocabulary), show_progress=False
             )
-        return cls(chunk_ids, model, vocabulary, build_aliases(texts))
+        return cls(chunk_ids, model, vocabulary, build_aliases(texts), mostly_chinese(texts))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -126,6 +129,7 @@ class LexicalIndex:
             "chunk_ids": self._chunk_ids,
             "vocabulary": self._vocabulary,
             "aliases": self.aliases.to_json(),
+            "writes_chinese": self.writes_chinese,
         }
         (folder / "citebot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
@@ -142,7 +146,9 @@ class LexicalIndex:
             aliases = AliasTable.from_json(meta["aliases"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        return cls(meta["chunk_ids"], model, meta["vocabulary"], aliases)
+        return cls(
+            meta["chunk_ids"], model, meta["vocabulary"], aliases, bool(meta["writes_chinese"])
+        )
 
     def coverage(self, query: str) -> float:
         """Share of the query's tokens that occur in the corpus: how much BM25 can say about it.

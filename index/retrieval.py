@@ -6,7 +6,6 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -17,7 +16,7 @@ from index.embedding import Embedder
 from index.lexical import LexicalIndex, lexical_tokens, window_overlap
 from index.reranking import Reranker
 from index.store import ChunkStore, StoredChunk
-from index.text import mostly_chinese, writes_chinese
+from index.text import writes_chinese
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # Each retriever's top this-many chunks feed the fusion.
@@ -159,11 +158,11 @@ class Retriever:
             similarities=dict(dense),
         )
 
-    @cached_property
+    @property
     def articles_write_chinese(self) -> bool:
-        """Whether most of this corpus's chunks write Chinese (`index.text`), read once per
-        retriever, so once per index generation."""
-        return mostly_chinese(self._store.texts(self._lexical.chunk_ids)[1])
+        """Whether most of this corpus's chunks write Chinese (`index.text`), read off them
+        with the BM25 index, once per index run."""
+        return self._lexical.writes_chinese
 
     def aliases(self, query: str) -> list[str]:
         """Other-script spellings of the query's names that the articles write (汪滔 for
