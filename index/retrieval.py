@@ -130,6 +130,12 @@ class Retriever:
             similarities=dict(dense),
         )
 
+    def warm_up(self) -> None:
+        """Load now what the first question would (the store's search path, the alias table and
+        jieba's dictionary, the background vectors, the reranker): a bot pays it at start, not
+        while a burst of questions waits on a worker thread that holds the GIL."""
+        self.retrieve("warm-up", 1)
+
     def aliases(self, query: str) -> list[str]:
         """Other-script spellings of the query's names that the articles write (汪滔 for
         "Alexandr Wang"), from the alias table of this corpus's chunks, built on first use.
