@@ -12,6 +12,7 @@ import gc
 import logging
 import math
 import signal
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -60,7 +61,7 @@ class Reader:
 
     retriever: Retriever
     answerer: Answerer
-    generation: int
+    version: tuple[int, int]  # the generation it read, and the Chroma client it read it with
 
 
 class ReaderCache:
@@ -68,8 +69,9 @@ class ReaderCache:
 
     Before each question the collection's generation is read from Chroma (one `get` by id): a
     reindex by this bot, by `citebot index` or by another host moves it, and the next answer
-    uses the new chunks and BM25. A store that is down raises its user-facing error for this
-    question only; the next one tries again.
+    uses the new chunks and BM25; so does a reopened client (after a fault of the embedded
+    store's files, or files replaced under it). A store that is down or damaged raises its
+    user-facing error for this question only; the next one tries again.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -82,7 +84,7 @@ class ReaderCache:
         corpus = self._engine.corpus(collection)
         generation = await asyncio.to_thread(corpus.generation)
         reader = self._readers.get(collection)
-        if reader is None or reader.generation != generation:
+        if reader is None or reader.version != (generation, self._engine.connection.openings):
             reader = await asyncio.to_thread(self._build, collection)
             self._readers[collection] = reader
         return reader
@@ -101,7 +103,8 @@ class ReaderCache:
         generation = corpus.generation()
         retriever = self._engine.retriever(corpus)
         retriever.warm_up()
-        return Reader(retriever, self._engine.responder(retriever), generation)
+        version = (generation, self._engine.connection.openings)
+        return Reader(retriever, self._engine.responder(retriever), version)
 
 
 class CitebotTree(app_commands.CommandTree["CitebotBot"]):
@@ -341,7 +344,8 @@ async def serve(bot: CitebotBot, token: str) -> None:
         raise BotStartError(f"cannot reach Discord ({reason}); check the network") from None
     finally:
         beating.cancel()
-        beats.unlink(missing_ok=True)  # a stopped bot is not a healthy one
+        with suppress(OSError):  # a read-only data directory: the start error says so
+            beats.unlink(missing_ok=True)  # a stopped bot is not a healthy one
         for signal_number in signals:
             loop.remove_signal_handler(signal_number)
         await asyncio.gather(*closing)
