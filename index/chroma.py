@@ -9,6 +9,7 @@ operator can fix (server unreachable, read-only or full disk, damaged files) int
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -88,6 +89,12 @@ class ChromaConnection:
         self.lease_seconds = lease_seconds
         self._client: ClientAPI | None = None
         self._opening = threading.Lock()
+        # The embedded database file the client opened (device, inode), and whether one of its
+        # calls failed on a fault of the files since: either way the client is reopened.
+        self._opened: tuple[int, int] | None = None
+        self._faulted = False
+        # How many clients were opened: collections fetched from an older one no longer work.
+        self.openings = 0
         # The generation of each collection this connection last read or published.
         self.seen_generations: dict[str, int] = {}
 
@@ -112,21 +119,57 @@ class ChromaConnection:
         )
 
     @property
+    def database(self) -> Path:
+        """The embedded store's SQLite file."""
+        return self.chroma_dir / "chroma.sqlite3"
+
+    @property
     def client(self) -> ClientAPI:
-        """The client, opened now if it is not yet (or no longer) open."""
+        """The client, opened now if it is not yet (or no longer) open.
+
+        An embedded client is reopened once a call failed on a fault of its files (it may be
+        fixed by now), and once its database file was removed or replaced (a rebuild moved
+        damaged files aside, a folder was restored): its open handle would go on reading the
+        old file. A store that vanished is not created again here, so that it can be restored;
+        `citebot index` builds a new one (`allow_new_store`).
+        """
         with self._opening:
+            if (
+                self._client is not None
+                and self.embedded
+                and (self._faulted or _identity(self.database) != self._opened)
+            ):
+                self._forget()
             if self._client is None:
+                if self._opened is not None and _identity(self.database) is None:
+                    raise gone(self.chroma_dir)
                 with self.guard():
                     self._client = self._open()
+                self.openings += 1
+                self._opened = _identity(self.database) if self.embedded else None
+                self._faulted = False
             return self._client
+
+    def allow_new_store(self) -> None:
+        """Let the next open create the embedded store where one vanished (for a writer)."""
+        with self._opening:
+            if self.embedded and _identity(self.database) is None:
+                self._forget()
+                self._opened = None
 
     def _open(self) -> ClientAPI:
         if self.server is not None:
             return self.server.client()
         self.chroma_dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(
-            path=str(self.chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
-        )
+        try:
+            return chromadb.PersistentClient(
+                path=str(self.chroma_dir), settings=chromadb.Settings(anonymized_telemetry=False)
+            )
+        except BaseException:
+            # Chroma caches the system per path even when it failed to start, and would hand
+            # the broken one to every later open (long after the files were fixed).
+            SharedSystemClient.clear_system_cache()
+            raise
 
     def reopen(self) -> None:
         """Forget the client, so the next use opens a fresh one.
@@ -135,9 +178,14 @@ class ChromaConnection:
         writes, so a reader reopens after another process published a new generation.
         """
         with self._opening:
-            if self.embedded:
-                SharedSystemClient.clear_system_cache()
-            self._client = None
+            self._forget()
+            self._opened = None
+
+    def _forget(self) -> None:
+        """Drop the client (an embedded one's cached system too: it holds the files open)."""
+        if self.embedded:
+            SharedSystemClient.clear_system_cache()
+        self._client = None
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -152,6 +200,8 @@ class ChromaConnection:
                 raise
             if self.server is not None:
                 self._client = None  # reconnect on the next request
+            else:
+                self._faulted = True  # reopen the embedded client on the next request
             raise problem from None
 
     def _fault(self, error: BaseException) -> StoreUnavailableError | None:
@@ -185,21 +235,13 @@ _DAMAGED = (
 
 def disk_fault(error: BaseException, folder: Path) -> StoreUnavailableError | None:
     """What to tell the operator when the embedded store in `folder` fails, or None for a bug."""
-    text = str(error).casefold()
-    number = getattr(error, "errno", None)
+    problem = folder_fault(error, folder)
+    if problem is not None:
+        return problem
     where = f"the index is unavailable: {folder}"
-    if number == errno.ENOSPC or any(mark in text for mark in _DISK_FULL):
-        return StoreUnavailableError(f"{where} cannot be written: the disk is full; free space")
-    if (
-        number in (errno.EACCES, errno.EPERM, errno.EROFS)
-        or isinstance(error, PermissionError)
-        or any(mark in text for mark in _READ_ONLY)
+    if any(mark in str(error).casefold() for mark in _DAMAGED) or isinstance(
+        error, sqlite3.DatabaseError
     ):
-        return StoreUnavailableError(
-            f"{where} cannot be written: fix the folder's permissions "
-            "(or point CITEBOT_DATA_DIR at a writable folder)"
-        )
-    if any(mark in text for mark in _DAMAGED) or isinstance(error, sqlite3.DatabaseError):
         return StoreDamagedError(
             f"{where} is damaged; rebuild it with `citebot index --rebuild` "
             "(the damaged files are moved aside)"
@@ -207,6 +249,49 @@ def disk_fault(error: BaseException, folder: Path) -> StoreUnavailableError | No
     if isinstance(error, InternalError | OSError) and not isinstance(error, FileNotFoundError):
         return StoreUnavailableError(f"{where} cannot be used ({_first_line(error)})")
     return None
+
+
+def folder_fault(error: BaseException, folder: Path) -> StoreUnavailableError | None:
+    """The error when a file in `folder` cannot be written or opened because the disk is full,
+    the folder is read-only or it is gone (SQLite says only "unable to open database file"
+    then); None for other errors."""
+    text = str(error).casefold()
+    number = getattr(error, "errno", None)
+    unopenable = "unable to open" in text
+    if number == errno.ENOSPC or any(mark in text for mark in _DISK_FULL):
+        return StoreUnavailableError(
+            f"the index is unavailable: {folder} cannot be written: the disk is full; free space"
+        )
+    if (
+        number in (errno.EACCES, errno.EPERM, errno.EROFS)
+        or isinstance(error, PermissionError)
+        or any(mark in text for mark in _READ_ONLY)
+        or (unopenable and folder.is_dir() and not os.access(folder, os.W_OK))
+    ):
+        return StoreUnavailableError(
+            f"the index is unavailable: {folder} cannot be written: fix the folder's "
+            "permissions (or point CITEBOT_DATA_DIR at a writable folder)"
+        )
+    if unopenable and not folder.is_dir():
+        return gone(folder)
+    return None
+
+
+def gone(folder: Path) -> StoreUnavailableError:
+    """The error for a data folder that was removed while Citebot used it."""
+    return StoreUnavailableError(
+        f"the index is unavailable: {folder} is gone; restore it, or run `citebot index PATH` "
+        "to build it again"
+    )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file `path` is (device, inode), or None when there is none."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _first_line(error: BaseException) -> str:

@@ -97,6 +97,7 @@ class Corpus:
             if self._connection.embedded:
                 with self._connection.guard():
                     stack.enter_context(writer_lock(self._connection.data_dir))
+                self._connection.allow_new_store()
                 if set_aside_damaged:
                     self._set_aside_if_damaged()
             lease = stack.enter_context(

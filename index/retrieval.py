@@ -164,6 +164,12 @@ class Retriever:
         with the BM25 index, once per index run."""
         return self._lexical.writes_chinese
 
+    def warm_up(self) -> None:
+        """Load now what the first question would (the query model, the store's search path, the
+        background vectors, the reranker): a bot pays it at start, not while a burst of
+        questions waits on a worker thread that holds the GIL."""
+        self.retrieve("warm-up", 1)
+
     def aliases(self, query: str) -> list[str]:
         """Other-script spellings of the query's names that the articles write (汪滔 for
         "Alexandr Wang"), from the alias table built with the BM25 index; names the articles

@@ -8,9 +8,11 @@ channel map, SQLite store, one reader per collection) and loads `bot/discord/cog
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import signal
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,11 +31,15 @@ from bot.errors import BotStartError, CitebotError
 from bot.settings import Settings
 from index.redaction import install_log_redaction
 from index.retrieval import Retriever
-from index.store import StoreError
 
 log = logging.getLogger("citebot.discord")
 
 UNKNOWN_INTERACTION = 10062  # Discord's error code for an interaction acknowledged too late
+# Connections to Discord at most, kept alive. discord.py's default has no limit: a burst of 200
+# interactions opens 200 (each a TLS handshake on the event loop), and their acknowledgements
+# advance together and arrive together, all late once the loop is slow; a pool answers them
+# in turn, the first at once. One of them is the gateway's.
+DISCORD_CONNECTIONS = 16
 
 EXTENSIONS = (
     "bot.discord.cogs.ask",
@@ -55,7 +61,7 @@ class Reader:
 
     retriever: Retriever
     answerer: AnswerPipeline
-    generation: int
+    version: tuple[int, int]  # the generation it read, and the Chroma client it read it with
 
 
 class ReaderCache:
@@ -63,8 +69,9 @@ class ReaderCache:
 
     Before each question the collection's generation is read from Chroma (one `get` by id): a
     reindex by this bot, by `citebot index` or by another host moves it, and the next answer
-    uses the new chunks and BM25. A store that is down raises its user-facing error for this
-    question only; the next one tries again.
+    uses the new chunks and BM25; so does a reopened client (after a fault of the embedded
+    store's files, or files replaced under it). A store that is down or damaged raises its
+    user-facing error for this question only; the next one tries again.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -77,23 +84,27 @@ class ReaderCache:
         corpus = self._engine.corpus(collection)
         generation = await asyncio.to_thread(corpus.generation)
         reader = self._readers.get(collection)
-        if reader is None or reader.generation != generation:
+        if reader is None or reader.version != (generation, self._engine.connection.openings):
             reader = await asyncio.to_thread(self._build, collection)
             self._readers[collection] = reader
         return reader
 
     async def refresh(self, collection: str) -> None:
-        """Build the collection's reader now (after a reindex), so the next question is quick."""
+        """Build the collection's reader now (at start, after a reindex), so the next question
+        is quick; a collection that cannot be read is logged, and each question reports it."""
         try:
             await self.get(collection)
-        except StoreError as error:
-            log.warning("collection %s cannot be read after reindexing: %s", collection, error)
+        except CitebotError as error:
+            log.warning("collection %s cannot be read: %s", collection, error)
 
     def _build(self, collection: str) -> Reader:
+        """A reader whose first retrieval has been made, so no question pays for loading it."""
         corpus = self._engine.corpus(collection)
         generation = corpus.generation()
         retriever = self._engine.retriever(corpus)
-        return Reader(retriever, self._engine.responder(retriever), generation)
+        retriever.warm_up()
+        version = (generation, self._engine.connection.openings)
+        return Reader(retriever, self._engine.responder(retriever), version)
 
 
 class CitebotTree(app_commands.CommandTree["CitebotBot"]):
@@ -141,15 +152,24 @@ class CitebotBot(commands.Bot):
         """The engine's settings."""
         return self.engine.settings
 
+    async def login(self, token: str) -> None:
+        """Log in, over a pool of `DISCORD_CONNECTIONS` (made here: it needs the running loop)."""
+        self.http.connector = aiohttp.TCPConnector(limit=DISCORD_CONNECTIONS)
+        await super().login(token)
+
     async def setup_hook(self) -> None:
-        """Before connecting: load the embedder and open the stores once, load the cogs, and
-        register the commands with Discord only when asked to; from here on no log line holds
-        a configured secret."""
+        """Before connecting: load the embedder, open the stores and build every scope's reader
+        once (a burst of questions right after start must not wait on first-use loads), load
+        the cogs, keep the garbage collector off what was loaded, and register the commands
+        with Discord only when asked to; from here on no log line holds a configured secret."""
         install_log_redaction(self.settings.secrets())
         await asyncio.to_thread(self._load_engine)
         await asyncio.to_thread(self.feedback.create)
+        for scope in self.channel_map.scopes():
+            await self.readers.refresh(scope.collection)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        _freeze_loaded_objects()
         if self._sync:
             await self.sync_commands()
 
@@ -178,6 +198,15 @@ class CitebotBot(commands.Bot):
         return self.channel_map.scope_for(
             getattr(channel, "id", None), getattr(channel, "category_id", None)
         )
+
+
+def _freeze_loaded_objects() -> None:
+    """Exempt what start-up loaded (models, jieba's and pypinyin's dictionaries, BM25 and alias
+    tables: some 300 000 objects that live as long as the bot) from the garbage collector's
+    full passes, which otherwise walk them all and hold the event loop for 0.3-1.5 s each
+    under a burst of questions; garbage is collected first, so none of it is kept."""
+    gc.collect()
+    gc.freeze()
 
 
 def bot_of(interaction: discord.Interaction[Any]) -> CitebotBot:
@@ -315,7 +344,8 @@ async def serve(bot: CitebotBot, token: str) -> None:
         raise BotStartError(f"cannot reach Discord ({reason}); check the network") from None
     finally:
         beating.cancel()
-        beats.unlink(missing_ok=True)  # a stopped bot is not a healthy one
+        with suppress(OSError):  # a read-only data directory: the start error says so
+            beats.unlink(missing_ok=True)  # a stopped bot is not a healthy one
         for signal_number in signals:
             loop.remove_signal_handler(signal_number)
         await asyncio.gather(*closing)

@@ -20,6 +20,7 @@ from typing import Literal
 
 from bot.answer.conversation import Turn
 from bot.answer.extractive import Citation
+from index.chroma import folder_fault
 from index.indexer import RunSummary
 
 FEEDBACK_FILE = "feedback.sqlite3"
@@ -95,6 +96,23 @@ class ReindexRun:
     failures: list[str]
 
 
+@contextmanager
+def _folder_faults(folder: Path) -> Iterator[None]:
+    """A read-only, full or removed data directory as one user-facing line naming it."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as error:
+        problem = folder_fault(error, folder)
+        if problem is None:
+            raise
+        raise problem from None
+
+
+def _create_tables(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.executescript(_SCHEMA)
+
+
 class FeedbackStore:
     """Posted answers, votes and reindex runs in one SQLite file."""
 
@@ -103,18 +121,23 @@ class FeedbackStore:
 
     def create(self) -> None:
         """Create the file and its tables if they do not exist yet (run once at start)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _folder_faults(self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.executescript(_SCHEMA)
+            _create_tables(connection)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A short-lived connection (one per call: calls come from different threads)."""
-        with closing(sqlite3.connect(self.path, timeout=10)) as connection:
-            connection.row_factory = sqlite3.Row
-            with connection:  # commits, or rolls back on error
-                yield connection
+        """A short-lived connection (one per call: calls come from different threads). A file
+        removed meanwhile (a deleted data directory, built again) gets its tables again."""
+        with _folder_faults(self.path.parent):
+            removed = not self.path.exists()
+            with closing(sqlite3.connect(self.path, timeout=10)) as connection:
+                if removed:
+                    _create_tables(connection)
+                connection.row_factory = sqlite3.Row
+                with connection:  # commits, or rolls back on error
+                    yield connection
 
     def save_answer(self, answer: PostedAnswer) -> None:
         """Remember a posted answer."""

@@ -6,6 +6,8 @@ import re
 import pytest
 
 from bot.cli import main
+from tests.helpers.chroma import server_mode
+from tests.helpers.mounts import read_only_view
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +77,23 @@ def test_search_lists_ranked_passages(seed_articles, capsys):
 def test_asking_before_indexing_is_a_clear_error(capsys):
     assert main(["ask", "anything?"]) == 1
     assert "citebot index" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(server_mode(), reason="the embedded store's files")
+def test_ask_in_a_read_only_data_directory_is_one_line_naming_it(
+    seed_articles, tmp_path, monkeypatch, capsys
+):
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+    with read_only_view(tmp_path / "data", tmp_path / "read-only") as read_only:
+        monkeypatch.setenv("CITEBOT_DATA_DIR", str(read_only))
+        assert main(["ask", "What models did TBD distill from?"]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    assert printed.err == (
+        f"citebot: the index is unavailable: {read_only / 'chroma'} cannot be written: fix the "
+        "folder's permissions (or point CITEBOT_DATA_DIR at a writable folder)\n"
+    )
 
 
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):

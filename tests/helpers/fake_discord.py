@@ -89,6 +89,8 @@ _MESSAGE_FIELDS: dict[str, Callable[[], Any]] = {
     "flags": int,
 }
 
+_BACKLOG = 4096  # connections the kernel queues for accept(); Linux caps it at somaxconn
+
 BotT = TypeVar("BotT", bound=discord.Client)
 Reply = tuple[int, Any]
 Handler = Callable[..., Awaitable[Reply]]
@@ -336,7 +338,10 @@ class FakeDiscord:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        # Discord accepts any number of connections at once; aiohttp's default backlog (128)
+        # would drop the SYNs of a burst of callbacks while the loop is busy, and the kernel
+        # resends them only after 1 s, then 3 s: too late for the acknowledgement deadline.
+        await web.SockSite(self._runner, sock, backlog=_BACKLOG).start()
 
     async def stop(self) -> None:
         """Close gateway connections and the server (stop the bot first)."""

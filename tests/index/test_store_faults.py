@@ -22,6 +22,7 @@ from index.store_errors import StoreDamagedError
 from tests.helpers.chroma import LEASE_SECONDS, server_mode
 from tests.helpers.corpora import write_articles
 from tests.helpers.embedders import MemoisingEmbedder
+from tests.helpers.mounts import read_only_view, tmpfs
 from tests.helpers.settings import retrieval_config
 
 pytestmark = pytest.mark.skipif(server_mode(), reason="faults of the embedded store's files")
@@ -114,46 +115,31 @@ def _guarded_failure(fail):
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A small tmpfs mounted for the test (needs root); skips where mounting is not allowed."""
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs mounted for the test."""
+    with tmpfs(tmp_path / "tmpfs") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_file_system_says_free_space(tmpfs, folder, embedder, caplog):
-    subprocess.run(["mount", "-o", "remount,size=600k", str(tmpfs)], check=True)
+def test_a_full_file_system_says_free_space(small_disk, folder, embedder, caplog):
+    subprocess.run(["mount", "-o", "remount,size=600k", str(small_disk)], check=True)
     with pytest.raises(StoreUnavailableError, match="disk is full") as fault:
-        _corpus(tmpfs / "data", embedder).sync([folder])
-    assert str(tmpfs / "data" / "chroma") in str(fault.value)
+        _corpus(small_disk / "data", embedder).sync([folder])
+    assert str(small_disk / "data" / "chroma") in str(fault.value)
     # The error is the one line a user reads: no warning about the lease before it.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
-def test_a_read_only_file_system_says_fix_permissions(tmpfs, folder, embedder, tmp_path):
-    _corpus(tmpfs / "data", embedder).sync([folder])
-    read_only = tmp_path / "read-only"  # the same files, through a read-only bind mount
-    read_only.mkdir()
-    subprocess.run(["mount", "--bind", str(tmpfs), str(read_only)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,ro,bind", str(read_only)], check=True)
-        (folder / "new.md").write_text("A new article about glasses.", encoding="utf-8")
+def test_a_read_only_file_system_says_fix_permissions(tmp_path, folder, embedder):
+    _corpus(tmp_path / "data", embedder).sync([folder])
+    (folder / "new.md").write_text("A new article about glasses.", encoding="utf-8")
+    with read_only_view(tmp_path / "data", tmp_path / "read-only") as read_only:
         for attempt in (
-            lambda: _corpus(read_only / "data", embedder).sync([folder]),
-            lambda: _corpus(read_only / "data", embedder).retriever(retrieval_config()),
+            lambda: _corpus(read_only, embedder).sync([folder]),
+            lambda: _corpus(read_only, embedder).retriever(retrieval_config()),
         ):
             with pytest.raises(
                 StoreUnavailableError, match="fix the folder's permissions"
             ) as fault:
                 attempt()
-            assert str(read_only / "data") in str(fault.value)
-    finally:
-        subprocess.run(["umount", "-l", str(read_only)], check=False)
+            assert str(read_only) in str(fault.value)

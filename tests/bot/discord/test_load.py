@@ -44,7 +44,7 @@ async def test_200_concurrent_asks_are_each_acknowledged_and_answered_or_turned_
     askers = users(ASKS - REPEATING)
     askers += askers[:REPEATING]
     async with FakeDiscord(ack_deadline=10.0) as fake, running_bot(fake, make_bot(engine, fake)):
-        result = await ask_at_once(fake, askers, load_questions(ASKS), timeout=300)
+        result = await ask_at_once(fake, askers, load_questions(ASKS), burst=True, timeout=300)
         rejected = [r for r in fake.requests if r.path.endswith("/callback") and r.status >= 400]
     print(result.summary())
 

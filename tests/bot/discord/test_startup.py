@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -18,8 +19,8 @@ from bot.answer.engine import Engine
 from bot.cli import main
 from bot.discord import heartbeat
 from bot.discord.bot import BotStartError, serve
-from tests.bot.discord.conftest import make_bot
-from tests.helpers.fake_discord import FakeDiscord, discord_endpoints
+from tests.bot.discord.conftest import make_bot, run_command
+from tests.helpers.fake_discord import FakeDiscord, discord_endpoints, running_bot
 
 
 @pytest.fixture
@@ -60,6 +61,24 @@ def test_bot_start_problems_are_one_line_errors(
 async def test_a_rejected_token_is_a_clear_error(fake: FakeDiscord, indexed_engine: Engine) -> None:
     with discord_endpoints(fake), pytest.raises(BotStartError, match="Discord rejected"):
         await serve(make_bot(indexed_engine, fake), "not-the-token")
+
+
+async def test_the_bot_loads_what_a_first_question_needs_before_it_connects(
+    fake: FakeDiscord, indexed_engine: Engine
+) -> None:
+    """A burst of questions right after start finds the reader built and warmed and the
+    collector off what start-up loaded."""
+    gc.unfreeze()
+    collection = indexed_engine.settings.collection
+    async with running_bot(fake, make_bot(indexed_engine, fake)) as bot:
+        at_start = dict(bot.readers._readers)
+        frozen = gc.get_freeze_count()
+        await run_command(fake, bot, "ask", {"question": "What models did TBD distill?"})
+        after_a_question = dict(bot.readers._readers)
+
+    assert list(at_start) == [collection]
+    assert after_a_question == at_start
+    assert frozen > 0
 
 
 async def test_sigterm_closes_the_bot_and_the_token_is_never_logged(
