@@ -108,12 +108,13 @@ def _sgemm() -> dict:
 
 
 def _article_folder(work: Path, files: list[Path]) -> Path:
-    """The articles, linked (not copied) into a folder of their own."""
+    """The articles, copied into a folder of their own (the loader does not read links that
+    lead out of the folder it indexes)."""
     folder = work / f"articles-{len(files)}"
     if not folder.exists():
         folder.mkdir()
         for file in files:
-            (folder / file.name).symlink_to(file.resolve())
+            shutil.copyfile(file, folder / file.name)
     return folder
 
 
