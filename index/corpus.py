@@ -201,13 +201,6 @@ class Corpus:
             log.info("removing the unfinished rebuild %s", name)
             ChunkStore(self._connection, name, self.embedder.identity).drop()
 
-    def plan(self, paths: Sequence[Path]) -> IndexPlan:
-        """What `sync` would add, update and remove, without embedding or writing anything
-        (everything is added when there is no index yet or it must be rebuilt)."""
-        store = self.store()
-        loaded = load_articles(paths)
-        return plan_index(loaded, None if self._problem(store) else store, paths)
-
     def counts(self) -> tuple[int, int]:
         """(articles, chunks) readers see; raises the store's errors when it cannot be read."""
         store = self.store()

@@ -185,17 +185,6 @@ def _index_in_child(data_dir: Path, server, folder: Path) -> None:
     ).sync([folder])
 
 
-def test_plan_previews_changes_without_writing(connection, e5, folder):
-    corpus = _corpus(connection, e5)
-    assert sorted(a.id for a in corpus.plan([folder]).added) == sorted(ARTICLES)
-    corpus.sync([folder])
-    (folder / "vr.md").unlink()
-    (folder / "avocado.md").write_text("---\ntitle: Avocado\n---\nDelayed.", encoding="utf-8")
-    plan = corpus.plan([folder])
-    assert (plan.removed, [a.id for a in plan.updated]) == (["vr.md"], ["avocado.md"])
-    assert corpus.plan([folder]).removed == ["vr.md"], "planning changed nothing"
-
-
 def test_an_update_leaves_no_stale_metadata(connection, e5, folder):
     corpus = _corpus(connection, e5)
     corpus.sync([folder])

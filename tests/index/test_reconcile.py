@@ -100,12 +100,14 @@ def test_leftovers_of_killed_runs_are_removed_and_the_index_equals_a_clean_build
         metadatas=[{"article": "gone.md", "chunk": "0" * 32, "kind": "sentence"}],
     )
 
-    plan = corpus.plan([folder])
+    plans = []
+    report = corpus.sync([folder], on_plan=plans.append)
+
+    [plan] = plans
     assert sorted(a.id for a in plan.added) == ["llama.md"]
     assert [a.id for a in plan.updated] == ["avocado.md"]
     assert plan.orphan_chunks
     assert plan.orphan_passages
-    report = corpus.sync([folder])
 
     assert report.repaired > 0
     assert set(llama.chunk_ids) <= set(opened(corpus).live_chunk_ids())
