@@ -24,7 +24,7 @@ from index.text import HAN_RUN, fold, mostly_chinese
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # English function words carry no evidence; in a mixed-language corpus they would make every
 # English article a lexical match for every English question.
-_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN_PLUS)
+ENGLISH_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN_PLUS)
 
 
 def lexical_tokens(text: str) -> list[str]:
@@ -64,7 +64,7 @@ def window_overlap(query: str, title: str, text: str, sentences: int = 3) -> flo
 
 
 def _words(text: str, start: int, end: int) -> list[str]:
-    return [word for word in _WORD.findall(text, start, end) if word not in _STOPWORDS]
+    return [word for word in _WORD.findall(text, start, end) if word not in ENGLISH_STOPWORDS]
 
 
 # Bump when `lexical_tokens` or what a saved index holds changes, so older ones are rebuilt.

