@@ -98,6 +98,12 @@ class AnswerPipeline:
         quoted = self._quoter.quote(retrieval, passages)
         return Response(dataclasses.replace(quoted, notice=generation.fallback), generation)
 
+    def warm_up(self) -> None:
+        """Load now what the first question would: the retriever's models and indexes, and
+        the quoter's dictionary."""
+        self._retriever.warm_up()
+        self._quoter.warm_up()
+
     def abstains(self, retrieval: Retrieval) -> bool:
         """Whether the articles do not answer: the abstention policy of the embedding model."""
         return abstains(retrieval, self._abstention)

@@ -102,9 +102,10 @@ class ReaderCache:
         corpus = self._engine.corpus(collection)
         generation = corpus.generation()
         retriever = self._engine.retriever(corpus)
-        retriever.warm_up()
+        responder = self._engine.responder(retriever)
+        responder.warm_up()
         version = (generation, self._engine.connection.openings)
-        return Reader(retriever, self._engine.responder(retriever), version)
+        return Reader(retriever, responder, version)
 
 
 class CitebotTree(app_commands.CommandTree["CitebotBot"]):

@@ -2,13 +2,20 @@
 
 import numpy as np
 
-from bot.answer.sentence_scoring import FEATURES, Candidate, Question, features, question_names
+from bot.answer.sentence_scoring import (
+    FEATURES,
+    Candidate,
+    Question,
+    SentenceScorer,
+    features,
+    question_names,
+)
 from index.store import StoredChunk
 
 
-def _candidate(text: str, vector, rank: int = 0) -> Candidate:
+def _candidate(text: str, vector, previous: str = "") -> Candidate:
     chunk = StoredChunk("c", "a.md", text, "t", None, None, "/a.md", 0, 0, len(text), 0.5)
-    return Candidate(chunk, rank, 0, text, np.asarray(vector, dtype=float), ())
+    return Candidate(chunk, text, np.asarray(vector, dtype=float), previous)
 
 
 def test_a_when_question_prefers_the_sentence_stating_a_time():
@@ -25,6 +32,43 @@ def test_a_when_question_prefers_the_sentence_stating_a_time():
     assert rows[1, column] == 0.0
     assert rows[0, FEATURES.index("names")] == 1.0  # "Avocado"
     assert rows[1, FEATURES.index("similarity")] == 0.0  # relative to the best
+
+
+def test_an_english_word_is_found_in_the_chinese_word_it_translates_to():
+    asked = Question.of("How much did Meta invest?", np.array([1.0, 0.0]))
+    rows = features(
+        asked,
+        [
+            _candidate("Meta 先前向 Scale AI 投資約 143 億美元。", [0.9, 0.1]),
+            _candidate("Meta 的策略在今年初急轉彎。", [0.9, 0.1]),
+            _candidate("汪滔是資料標註公司的創辦人。", [0.9, 0.1]),
+        ],
+    )
+    overlap = rows[:, FEATURES.index("overlap")]
+    # "invest" (投資) sets the first apart; "meta", written by two of three, counts for less.
+    assert overlap[0] > overlap[1] > overlap[2] == 0.0
+
+
+def test_an_other_script_spelling_counts_as_the_name():
+    asked = Question.of("Who is Alexandr Wang?", np.array([1.0, 0.0]), aliases=["汪滔"])
+    rows = features(
+        asked,
+        [
+            _candidate("汪滔是資料標註公司的創辦人。", [1, 0]),
+            _candidate("他很忙。", [1, 0], previous="汪滔是資料標註公司的創辦人。"),
+            _candidate("他很忙。", [1, 0]),
+        ],
+    )
+    # "alexandr" and "wang" are not written; 汪滔, one of their spellings, is (in the second,
+    # by the sentence before it, which says who "he" is).
+    assert rows[:, FEATURES.index("names")].tolist() == [1 / 3, 1 / 3, 0.0]
+
+
+def test_shares_sum_to_one_and_follow_the_weighted_signals():
+    scorer = SentenceScorer(weights=(1.0, 0.0, 0.0, 0.0))
+    shares = scorer.shares(np.array([[0.0] * 4, [-1.0] + [0.0] * 3]))
+    assert np.isclose(shares.sum(), 1.0)
+    assert shares[0] > shares[1]
 
 
 def test_question_names_leave_out_the_question_word():
