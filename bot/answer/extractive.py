@@ -114,9 +114,9 @@ def retrieval_timings(retrieval: Retrieval) -> dict[str, float]:
 
 
 class Quoter:
-    """Answers by quoting the retrieved sentence that answers the question, then any that add
-    support it lacks, each cited (`bot.answer.sentence_scoring` judges which sentence answers).
-    """
+    """Answers by quoting the retrieved sentence that answers the question, then any the scorer
+    is nearly as sure of (`choose_quotes`), each cited (`bot.answer.sentence_scoring` judges
+    which sentence answers)."""
 
     def __init__(
         self,
