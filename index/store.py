@@ -17,12 +17,11 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from chromadb.errors import NotFoundError
 
-from index.articles import Article
 from index.chroma import ChromaConnection
 from index.chunking import Chunk
 from index.coordination import writer_lock
@@ -37,6 +36,9 @@ from index.store_errors import (
     StoreError,
     StoreUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from index.articles import Article  # not imported by readers: parsing is a writer's work
 
 __all__ = [
     "INDEX_FORMAT",
