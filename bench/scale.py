@@ -96,10 +96,11 @@ def answerer_never_abstaining(engine: Engine, retriever: Any) -> AnswerPipeline:
 
 
 def stored_vectors(engine: Engine) -> dict[str, int]:
-    """Chunk and passage records of the live index the engine reads."""
+    """Chunk records (each with the one vector searched) and passage records (each a chunk's
+    passage vectors, packed) of the live index the engine reads."""
     store = engine.corpus().store()
     store.open_for_reading()
-    return {"chunks": store.count(), "passages": store.passage_count()}
+    return {"chunks": store.count(), "passage_records": store.passage_count()}
 
 
 class RecordingEmbedder:
@@ -545,11 +546,16 @@ def print_table(columns: list[Column]) -> None:
     row("", [f"{c.chunks_asked:,} {c.mode}" for c in columns], "target")
     row("articles", [f"{c.noop['articles']:,}" for c in columns])
     row("chunks stored", [f"{c.noop['chunks']:,}" for c in columns])
-    passages = [c.noop["vectors"]["passages"] for c in columns]
-    row("passage vectors stored", [f"{p:,}" for p in passages])
+    row("vectors searched (one per chunk)", [f"{c.noop['vectors']['chunks']:,}" for c in columns])
+    # Every passage vector stored was embedded once by the build (reused stores: not known).
+    passages = [c.build.get("build_documents") if c.build else None for c in columns]
+    row("passage vectors stored (packed)", [_number(p) for p in passages])
     row(
         "passage vectors per chunk",
-        [f"{p / c.noop['chunks']:.1f}" for p, c in zip(passages, columns, strict=True)],
+        [
+            f"{p / c.noop['chunks']:.1f}" if p else "-"
+            for p, c in zip(passages, columns, strict=True)
+        ],
     )
     row(
         "passages with their own real vector",
@@ -565,9 +571,9 @@ def print_table(columns: list[Column]) -> None:
         [_number(c.build.get("build_cpu_s")) if c.build else "reused" for c in columns],
     )
     row(
-        "insert rate (vectors/s)",
+        "insert rate (chunks/s)",
         [
-            f"{sum(c.build['vectors'].values()) / c.build['build_s']:,.0f}" if c.build else "-"
+            f"{c.build['vectors']['chunks'] / c.build['build_s']:,.0f}" if c.build else "-"
             for c in columns
         ],
     )

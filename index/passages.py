@@ -2,6 +2,8 @@
 
 A chunk is found by its sentences (each read with the article's title, for topic) and by each
 pair of adjacent sentences (read as they are); its own vector is the mean of its sentences'.
+The store searches the chunk vectors and keeps the passage vectors packed beside them
+(`index.passage_codec`); `index.retrieval` ranks the chunks it found by their passages.
 
 The model reads each article token about 3.2 times this way. Cheaper schemes lost quality
 (tokens read per article token; `citebot index` CPU-s per 1,000 article tokens on drcd-dev's
