@@ -114,12 +114,17 @@ class Retriever:
         vectors = self._embedder.embed_queries(wordings)
         embedded = time.perf_counter()
         candidates = max(k, _FUSION_CANDIDATES)
-        per_wording = [self._dense(v, candidates) for v in vectors] if self.mode != "bm25" else []
-        dense = _best_of(per_wording)[:candidates]
         aliases = tuple(self.aliases(query)) if self.mode != "dense" else ()
         lexical_wordings = [" ".join([query, *aliases]), *wordings[1:]]
         searched_for = " ".join(lexical_wordings)
         lexical = self._lexical.search(searched_for, candidates) if self.mode != "dense" else []
+        # BM25's finds are scored by their passages too: a chunk whose vector (a mean) hides
+        # the one sentence asked about is still ranked by that sentence.
+        also = [chunk_id for chunk_id, _ in lexical] if self.mode == "hybrid" else []
+        per_wording = (
+            [self._dense(v, candidates, also) for v in vectors] if self.mode != "bm25" else []
+        )
+        dense = _best_of(per_wording)[:candidates]
         if self.mode == "dense":
             ranked = dense
         elif self.mode == "bm25":
@@ -177,7 +182,9 @@ class Retriever:
         known = [token for token in lexical_tokens(query) if self._lexical.coverage(token) == 1.0]
         return self._lexical.aliases.expansions(query, known)
 
-    def _dense(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+    def _dense(
+        self, vector: np.ndarray, n: int, also: Sequence[str] = ()
+    ) -> list[tuple[str, float]]:
         """The `n` best chunks by their passages: the mean of the chunk's best sentence's and best
         two-sentence window's cosine similarity.
 
@@ -186,10 +193,13 @@ class Retriever:
         sentence) on xquad-en-zh-dev, English questions over Chinese: MRR@10 0.869 -> 0.901.
         The store searches chunk vectors (one per chunk, not one per passage: a corpus of 100k
         chunks holds 100k searched vectors, not 2M), and the passages of the best
-        `_CHUNKS_PER_CANDIDATE * n` found rank them.
+        `_CHUNKS_PER_CANDIDATE * n` found, and of the chunks in `also` (BM25's), rank them.
+        On drcd-dev's 965 chunks (first 1,500 questions), MRR@10 with every chunk ranked by its
+        passages 0.983; chunk vectors' best 100 0.980; with BM25's best 100 as well 0.982.
         """
         found = self._store.search_chunks(vector, _CHUNKS_PER_CANDIDATE * n)
-        passages = self._store.passages_of([chunk_id for chunk_id, _ in found])
+        ids = dict.fromkeys([*(chunk_id for chunk_id, _ in found), *also])
+        passages = self._store.passages_of(list(ids))
         scored = {
             chunk_id: (
                 _best_similarity(own.sentence_vectors, vector)
