@@ -5,10 +5,10 @@ call's time goes.
 
 Indexes `examples/articles` into a temporary data directory once, runs `citebot ask` once to
 warm the file cache, then times `--runs` more, each a fresh process as a user would start it
-(CPU seconds are the child's user + system time). Then, in one more process, it times the
-phases of a call: importing the CLI, the engine's imports, loading the embedding model,
-opening Chroma and loading BM25 (building the retriever), and answering. Target here: a warm
-`ask` under 3 s wall.
+(CPU seconds are the child's user + system time), and reports the machine's load around them.
+Then, in one more process, it times the phases of a call: importing the CLI, the engine's
+imports, loading the embedding model, opening Chroma and loading BM25 (building the
+retriever), and answering. Target here: a warm `ask` under 3 s wall.
 """
 
 from __future__ import annotations
@@ -77,13 +77,17 @@ def main() -> int:
         cli = [sys.executable, "-c", _CLI]
         _run([*cli, "index", "examples/articles"], env)
         _run([*cli, "ask", args.question], env)  # warm the file cache
+        load_before = os.getloadavg()[0]
         runs = [_run([*cli, "ask", args.question], env) for _ in range(args.runs)]
+        load_after = os.getloadavg()[0]
         walls, cpus = zip(*runs, strict=True)
         each = ", ".join(f"{wall:.2f}" for wall in walls)
         print(
             f"warm `citebot ask`, median of {args.runs}: {statistics.median(walls):.2f} s wall, "
             f"{statistics.median(cpus):.2f} s CPU (walls: {each})"
         )
+        # Wall time follows what else the machine runs; CPU seconds much less so.
+        print(f"load average (1 min) {load_before:.2f} before the runs, {load_after:.2f} after")
         out = subprocess.run(
             [sys.executable, "-c", _PHASES, args.question],
             env=env,

@@ -64,7 +64,6 @@ def _engine() -> Engine:
     from bot.answer.engine import Engine
     from bot.settings import load_settings
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on itself at import
     settings = load_settings()
     install_log_redaction(settings.secrets())
     return Engine(settings)

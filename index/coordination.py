@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from chromadb.errors import NotFoundError
-from filelock import FileLock, Timeout
 
 from index.chroma import ChromaConnection
 from index.store_errors import IndexBusyError, StoreError
@@ -256,8 +255,10 @@ def writer_lock(data_dir: Path) -> Iterator[None]:
     """Hold the data directory's writer lock, or fail at once if another process holds it.
 
     An embedded Chroma cannot be shared by two writing processes, so embedded mode holds this
-    as well as the lease.
+    as well as the lease. (filelock is imported here, by writers only: readers never lock.)
     """
+    from filelock import FileLock, Timeout
+
     data_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(data_dir / _LOCK_FILE))
     try:

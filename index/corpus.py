@@ -16,13 +16,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from index.articles import load_articles
 from index.chroma import ChromaConnection
-from index.chunking import Chunker, ChunkingConfig
+from index.chunking import ChunkingConfig
 from index.coordination import LivePointer, MetaStore, WriterLease, published_here, writer_lock
 from index.embedding import Embedder
-from index.indexer import Indexer, IndexPlan, IndexProgress, IndexReport, plan_index
 from index.lexical import LexicalIndex, fingerprint
 from index.reranking import Reranker
 from index.retrieval import RetrievalConfig, Retriever
@@ -34,6 +33,9 @@ from index.store import (
     StoreError,
 )
 from index.store_errors import StoreDamagedError
+
+if TYPE_CHECKING:
+    from index.indexer import IndexPlan, IndexProgress, IndexReport
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,12 @@ class Corpus:
         `rebuild_if_incompatible`) builds a new physical version and switches readers to it
         only when it is complete; until then they keep reading the old one.
         """
+        # Imported here: reading, chunking and indexing articles (their parsers, the encoding
+        # detector) is a writer's work, not part of answering a question.
+        from index.articles import load_articles
+        from index.chunking import Chunker
+        from index.indexer import Indexer, plan_index
+
         with self.writer(set_aside_damaged=rebuild) as lease:
             pointer = self._pointer()
             live = self._store_of(pointer)

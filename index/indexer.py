@@ -22,7 +22,6 @@ from pathlib import Path
 from index.articles import Article, LoadFailure, LoadNote, LoadResult
 from index.chunking import Chunk, Chunker
 from index.embedding import Embedder
-from index.passage_ids import parse_passage_id
 from index.passages import embed_articles
 from index.store import ArticleVersion, ChunkStore, StoredArticle
 
@@ -177,8 +176,9 @@ def _reconcile(
 ) -> tuple[dict[str, StoredArticle], set[str], list[str], list[str]]:
     """(manifests, incomplete article ids, orphan chunk ids, orphan passage ids).
 
-    Chunk ids are read every run; passage ids only when the passage count disagrees with the
-    manifests (a no-op run over many articles reads two counts, not every passage).
+    Chunk ids are read every run; passage records (one per chunk, under its id) only when their
+    count disagrees with the manifests (a no-op run over many articles reads a count, not every
+    record).
     """
     stored = store.manifests()
     owner = {chunk_id: a for a, manifest in stored.items() for chunk_id in manifest.chunk_ids}
@@ -189,12 +189,11 @@ def _reconcile(
     expected = sum(manifest.passages for manifest in stored.values())
     if store.passage_count() != expected:
         found: Counter[str] = Counter()
-        for passage in store.passage_ids():
-            chunk_id, _ = parse_passage_id(passage)
+        for chunk_id in store.passage_ids():
             if chunk_id in owner:
                 found[owner[chunk_id]] += 1
             elif chunk_id not in present:
-                orphan_passages.append(passage)
+                orphan_passages.append(chunk_id)
         incomplete |= {a for a, manifest in stored.items() if found[a] != manifest.passages}
     return stored, incomplete, orphan_chunks, orphan_passages
 

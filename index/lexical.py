@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-import bm25s
-import bm25s.stopwords
 import numpy as np
 
 from index.aliases import AliasTable, build_aliases
@@ -23,8 +25,23 @@ from index.text import HAN_RUN, fold, mostly_chinese
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # English function words carry no evidence; in a mixed-language corpus they would make every
-# English article a lexical match for every English question.
-ENGLISH_STOPWORDS = frozenset(bm25s.stopwords.STOPWORDS_EN_PLUS)
+# English article a lexical match for every English question. This is bm25s's (0.3)
+# STOPWORDS_EN_PLUS, NLTK's English list, kept here because it is part of the tokenizer (a
+# change is a `_CACHE_VERSION` bump) and so that tokenizing a question never imports bm25s.
+_ENGLISH_STOPWORD_TEXT = """
+    a about above after again against ain all am an and any are aren aren't as at be because
+    been before being below between both but by can couldn couldn't d did didn didn't do does
+    doesn doesn't doing don don't down during each few for from further had hadn hadn't has
+    hasn hasn't have haven haven't having he her here hers herself him himself his how i if in
+    into is isn isn't it it's its itself just ll m ma me mightn mightn't more most mustn
+    mustn't my myself needn needn't no nor not now o of off on once only or other our ours
+    ourselves out over own re s same shan shan't she she's should should've shouldn shouldn't
+    so some such t than that that'll the their theirs them themselves then there these they
+    this those through to too under until up ve very was wasn wasn't we were weren weren't
+    what when where which while who whom why will with won won't wouldn wouldn't y you you'd
+    you'll you're you've your yours yourself yourselves
+"""
+ENGLISH_STOPWORDS = frozenset(_ENGLISH_STOPWORD_TEXT.split())
 
 
 def lexical_tokens(text: str) -> list[str]:
@@ -68,7 +85,9 @@ def _words(text: str, start: int, end: int) -> list[str]:
 
 
 # Bump when `lexical_tokens` or what a saved index holds changes, so older ones are rebuilt.
-_CACHE_VERSION = "4"
+# 5: the BM25 weights saved by Citebot (`_TermWeights`), not as a bm25s model.
+_CACHE_VERSION = "5"
+_WEIGHTS_FILE = "bm25.npz"
 
 
 def fingerprint(chunk_ids: Sequence[str]) -> str:
@@ -76,6 +95,35 @@ def fingerprint(chunk_ids: Sequence[str]) -> str:
     matches."""
     key = "\n".join([_CACHE_VERSION, *sorted(chunk_ids)])
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _TermWeights:
+    """Each token's BM25 weight in each chunk holding it, by token (compressed sparse columns):
+    token t is in chunks `indices[indptr[t]:indptr[t + 1]]` with weights `data[...]` there.
+
+    bm25s computes them when an index is built; a search only sums them, so this is all a
+    saved index holds, and loading one and answering a question never import bm25s (nor the
+    SciPy it imports, together a third of a second of each `citebot ask`)."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+
+    @classmethod
+    def none(cls) -> _TermWeights:
+        """The weights of an index without chunks."""
+        return cls(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64))
+
+    def scores(self, token_ids: Sequence[int], chunks: int) -> np.ndarray:
+        """Each chunk's BM25 score for the query's tokens (a token asked twice counts twice),
+        summed in float32 in token order as bm25s's own search does, so scores and ties are
+        the same as its."""
+        ids = np.asarray(token_ids, dtype=np.int32)
+        scores = np.zeros(chunks, dtype=np.float32)
+        for start, end in zip(self.indptr[ids], self.indptr[ids + 1], strict=True):
+            np.add.at(scores, self.indices[start:end], self.data[start:end])
+        return scores
 
 
 class LexicalIndex:
@@ -86,13 +134,13 @@ class LexicalIndex:
     def __init__(
         self,
         chunk_ids: list[str],
-        model: bm25s.BM25,
+        weights: _TermWeights,
         vocabulary: dict[str, int],
         aliases: AliasTable,
         writes_chinese: bool,
     ) -> None:
         self._chunk_ids = chunk_ids
-        self._model = model
+        self._weights = weights
         self._vocabulary = vocabulary
         self.aliases = aliases
         self.writes_chinese = writes_chinese
@@ -114,17 +162,26 @@ class LexicalIndex:
             [vocabulary.setdefault(token, len(vocabulary)) for token in lexical_tokens(text)]
             for text in texts
         ]
-        model = bm25s.BM25()
+        weights = _TermWeights.none()
         if chunk_ids:
+            bm25s = _bm25s()
+            model = bm25s.BM25()
             model.index(
                 bm25s.tokenization.Tokenized(ids=corpus, vocab=vocabulary), show_progress=False
             )
-        return cls(chunk_ids, model, vocabulary, build_aliases(texts), mostly_chinese(texts))
+            scores = model.scores
+            weights = _TermWeights(scores["data"], scores["indices"], scores["indptr"])
+        return cls(chunk_ids, weights, vocabulary, build_aliases(texts), mostly_chinese(texts))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        if self._chunk_ids:
-            self._model.save(str(folder), show_progress=False)
+        weights = self._weights
+        np.savez(
+            folder / _WEIGHTS_FILE,
+            data=weights.data,
+            indices=weights.indices,
+            indptr=weights.indptr,
+        )
         meta = {
             "chunk_ids": self._chunk_ids,
             "vocabulary": self._vocabulary,
@@ -138,16 +195,21 @@ class LexicalIndex:
         """The saved index, or None when there is none or it cannot be read."""
         try:
             meta = json.loads((folder / "citebot.json").read_text(encoding="utf-8"))
-            model = (
-                bm25s.BM25.load(str(folder), show_progress=False)
-                if meta["chunk_ids"]
-                else bm25s.BM25()
-            )
+            with np.load(folder / _WEIGHTS_FILE) as saved:
+                weights = _TermWeights(saved["data"], saved["indices"], saved["indptr"])
             aliases = AliasTable.from_json(meta["aliases"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            zipfile.BadZipFile,
+        ):
             return None
         return cls(
-            meta["chunk_ids"], model, meta["vocabulary"], aliases, bool(meta["writes_chinese"])
+            meta["chunk_ids"], weights, meta["vocabulary"], aliases, bool(meta["writes_chinese"])
         )
 
     def coverage(self, query: str) -> float:
@@ -165,6 +227,15 @@ class LexicalIndex:
         ]
         if not ids or not self._chunk_ids:
             return []
-        scores = self._model.get_scores(ids)
+        scores = self._weights.scores(ids, len(self._chunk_ids))
         top = np.argsort(-scores, kind="stable")[: min(k, len(scores))]  # ties: chunk-id order
         return [(self._chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+def _bm25s() -> ModuleType:
+    """bm25s, imported when an index is built: it imports SciPy, and sets its own logger to
+    DEBUG at import, which would print its progress notes; warnings only."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s

@@ -2,6 +2,8 @@
 
 A chunk is found by its sentences (each read with the article's title, for topic) and by each
 pair of adjacent sentences (read as they are); its own vector is the mean of its sentences'.
+The store searches the chunk vectors and keeps the passage vectors packed beside them
+(`index.passage_codec`); `index.retrieval` ranks the chunks it found by their passages.
 
 The model reads each article token about 3.2 times this way. Cheaper schemes lost quality
 (tokens read per article token; `citebot index` CPU-s per 1,000 article tokens on drcd-dev's
@@ -27,8 +29,8 @@ import numpy as np
 from index.articles import Article
 from index.chunking import Chunk, passage_with_title
 from index.embedding import Embedder
+from index.records import PassageRecord
 from index.sentences import sentence_spans
-from index.store import PassageRecord, passage_id
 
 
 @dataclass(frozen=True)
@@ -69,18 +71,22 @@ def embed_articles(
 def passage_records(chunk: Chunk) -> list[PassageRecord]:
     """The passages a chunk is found by: each sentence, and each pair of adjacent sentences (a
     one-sentence chunk's window is the sentence itself)."""
-    sentences = [chunk.text[span.start : span.end] for span in sentence_spans(chunk.text)]
-    windows = ["".join(sentences[n : n + 2]) for n in range(max(len(sentences) - 1, 1))]
-    return [
-        *(
-            PassageRecord(passage_id(chunk.id, "sentence", n), chunk.id, text, "sentence")
-            for n, text in enumerate(sentences)
-        ),
-        *(
-            PassageRecord(passage_id(chunk.id, "window", n), chunk.id, text, "window")
-            for n, text in enumerate(windows)
-        ),
+    spans = [(span.start, span.end) for span in sentence_spans(chunk.text)]
+    sentences = [
+        PassageRecord(chunk.id, "sentence", chunk.text[start:end], start, end)
+        for start, end in spans
     ]
+    windows = [
+        PassageRecord(
+            chunk.id,
+            "window",
+            "".join(s.text for s in sentences[n : n + 2]),
+            sentences[n].start if sentences else 0,
+            sentences[min(n + 1, len(sentences) - 1)].end if sentences else 0,
+        )
+        for n in range(max(len(sentences) - 1, 1))
+    ]
+    return [*sentences, *windows]
 
 
 def _embedded_text(article: Article, passage: PassageRecord) -> str:

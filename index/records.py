@@ -1,9 +1,11 @@
-"""What the store holds and returns: articles' manifests, chunks, passages and passage hits."""
+"""What the store holds and returns: articles' manifests, chunks and their passages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 PassageKind = Literal["sentence", "window"]
 
@@ -47,22 +49,29 @@ class StoredChunk:
 
 @dataclass(frozen=True)
 class PassageRecord:
-    """A sentence of a chunk, or a window of two adjacent ones, embedded on its own.
+    """A sentence of a chunk, or a window of two adjacent ones, embedded on its own; `start` and
+    `end` are where it is in the chunk's text.
 
     A question usually asks about one sentence, which a whole chunk's vector dilutes; a window
     adds the neighbour that resolves "it" and "the company" (measured in `bench/quality.py`).
     """
 
-    id: str
     chunk_id: str
-    text: str
     kind: PassageKind
+    text: str
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
-class PassageHit:
-    """A passage near a query vector: the chunk it belongs to, its kind and cosine similarity."""
+class ChunkPassages:
+    """A chunk's passages as the store returns them: its sentences' spans in its text, and
+    the vectors of its sentences and of its windows, in text order."""
 
-    chunk_id: str
-    kind: PassageKind
-    score: float
+    spans: tuple[tuple[int, int], ...]
+    sentence_vectors: np.ndarray
+    window_vectors: np.ndarray
+
+    def sentences(self, text: str) -> list[str]:
+        """The sentences, cut from the chunk's text."""
+        return [text[start:end] for start, end in self.spans]

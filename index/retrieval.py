@@ -21,8 +21,8 @@ from index.text import writes_chinese
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # Each retriever's top this-many chunks feed the fusion.
 _FUSION_CANDIDATES = 50
-# Passages fetched per dense candidate chunk: a chunk's best sentence and window sit near the top.
-_PASSAGES_PER_CANDIDATE = 4
+# Chunks found by their own vectors per dense candidate kept: their passages then rank them.
+_CHUNKS_PER_CANDIDATE = 2
 # BM25's share of the fused score when the corpus knows every word of the query.
 _LEXICAL_WEIGHT = 0.5
 # The best this-many fused chunks are diversified (and reranked) before the top k are kept.
@@ -114,12 +114,17 @@ class Retriever:
         vectors = self._embedder.embed_queries(wordings)
         embedded = time.perf_counter()
         candidates = max(k, _FUSION_CANDIDATES)
-        per_wording = [self._dense(v, candidates) for v in vectors] if self.mode != "bm25" else []
-        dense = _best_of(per_wording)[:candidates]
         aliases = tuple(self.aliases(query)) if self.mode != "dense" else ()
         lexical_wordings = [" ".join([query, *aliases]), *wordings[1:]]
         searched_for = " ".join(lexical_wordings)
         lexical = self._lexical.search(searched_for, candidates) if self.mode != "dense" else []
+        # BM25's finds are scored by their passages too: a chunk whose vector (a mean) hides
+        # the one sentence asked about is still ranked by that sentence.
+        also = [chunk_id for chunk_id, _ in lexical] if self.mode == "hybrid" else []
+        per_wording = (
+            [self._dense(v, candidates, also) for v in vectors] if self.mode != "bm25" else []
+        )
+        dense = _best_of(per_wording)[:candidates]
         if self.mode == "dense":
             ranked = dense
         elif self.mode == "bm25":
@@ -183,26 +188,31 @@ class Retriever:
         where another one writes both (what quoting needs; `aliases` is what search needs)."""
         return self._lexical.aliases.expansions(query)
 
-    def _dense(self, vector: np.ndarray, n: int) -> list[tuple[str, float]]:
+    def _dense(
+        self, vector: np.ndarray, n: int, also: Sequence[str] = ()
+    ) -> list[tuple[str, float]]:
         """The `n` best chunks by their passages: the mean of the chunk's best sentence's and best
         two-sentence window's cosine similarity.
 
         A question usually asks about one sentence, which a chunk's vector dilutes; the window
         adds the neighbour that says what "it" is. Measured against chunk vectors (plus best
         sentence) on xquad-en-zh-dev, English questions over Chinese: MRR@10 0.869 -> 0.901.
+        The store searches chunk vectors (one per chunk, not one per passage: a corpus of 100k
+        chunks holds 100k searched vectors, not 2M), and the passages of the best
+        `_CHUNKS_PER_CANDIDATE * n` found, and of the chunks in `also` (BM25's), rank them.
+        On drcd-dev's 965 chunks (first 1,500 questions), MRR@10 with every chunk ranked by its
+        passages 0.983; chunk vectors' best 100 0.980; with BM25's best 100 as well 0.982.
         """
-        best: dict[str, dict[str, float]] = {"sentence": {}, "window": {}}
-        for hit in self._store.search_passages(vector, _PASSAGES_PER_CANDIDATE * n):
-            best[hit.kind].setdefault(hit.chunk_id, hit.score)  # hits come best first
-        # A chunk with only one kind among the hits gets the lowest score seen for the other.
-        floors = {kind: min(scores.values(), default=0.0) for kind, scores in best.items()}
+        found = self._store.search_chunks(vector, _CHUNKS_PER_CANDIDATE * n)
+        ids = dict.fromkeys([*(chunk_id for chunk_id, _ in found), *also])
+        passages = self._store.passages_of(list(ids))
         scored = {
             chunk_id: (
-                best["sentence"].get(chunk_id, floors["sentence"])
-                + best["window"].get(chunk_id, floors["window"])
+                _best_similarity(own.sentence_vectors, vector)
+                + _best_similarity(own.window_vectors, vector)
             )
             / 2
-            for chunk_id in best["sentence"].keys() | best["window"].keys()
+            for chunk_id, own in passages.items()
         }
         return _best_first(scored)[:n]
 
@@ -228,8 +238,23 @@ class Retriever:
         return sorted(rescored, key=lambda chunk: -chunk.score)
 
     def sentences(self, chunks: Sequence[StoredChunk]) -> list[tuple[str, str, np.ndarray]]:
-        """(chunk id, sentence, vector) for the stored sentences of these chunks."""
-        return self._store.sentences_of([chunk.chunk_id for chunk in chunks])
+        """(chunk id, sentence, vector) for the stored sentences of these chunks, in order."""
+        passages = self._store.passages_of([chunk.chunk_id for chunk in chunks])
+        return [
+            (chunk.chunk_id, sentence, vector)
+            for chunk in chunks
+            if chunk.chunk_id in passages
+            for sentence, vector in zip(
+                passages[chunk.chunk_id].sentences(chunk.text),
+                passages[chunk.chunk_id].sentence_vectors,
+                strict=True,
+            )
+        ]
+
+
+def _best_similarity(vectors: np.ndarray, query: np.ndarray) -> float:
+    """The highest cosine similarity of unit vectors to a unit query (-1 when there are none)."""
+    return float((vectors @ query).max()) if len(vectors) else -1.0
 
 
 def _best_of(rankings: list[list[tuple[str, float]]]) -> list[tuple[str, float]]:

@@ -1,7 +1,9 @@
 """The chunk store: one physical version of a corpus in three Chroma collections.
 
-- `<physical>`: the chunks, with their text and citation metadata;
-- `<physical>.passages`: each sentence and each pair of adjacent sentences, with its own vector;
+- `<physical>`: the chunks, with their text, citation metadata and vector (the one searched);
+- `<physical>.passages`: one record per chunk holding its sentences' spans and the vectors of
+  its sentences and of its pairs of adjacent sentences (`index.passage_codec`), read for the
+  chunks a search found;
 - `<physical>.articles`: one manifest per article naming its live version's chunks.
 
 Chroma facts this module is shaped by (chromadb 1.5): `upsert` merges metadata into an old
@@ -14,21 +16,22 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from chromadb.errors import NotFoundError
 
-from index.articles import Article
 from index.chroma import ChromaConnection
 from index.chunking import Chunk
 from index.coordination import writer_lock
 from index.errors import ConfigError
-from index.passage_ids import parse_passage_id, passage_id
-from index.records import PassageHit, PassageKind, PassageRecord, StoredArticle, StoredChunk
+from index.passage_codec import pack_passages, unpack_passages
+from index.records import ChunkPassages, PassageKind, PassageRecord, StoredArticle, StoredChunk
 from index.store_errors import (
     EmbedderMismatchError,
     IndexBusyError,
@@ -38,22 +41,24 @@ from index.store_errors import (
     StoreUnavailableError,
 )
 
+if TYPE_CHECKING:
+    from index.articles import Article  # not imported by readers: parsing is a writer's work
+
 __all__ = [
     "INDEX_FORMAT",
     "ChromaConnection",
+    "ChunkPassages",
     "ChunkStore",
     "EmbedderMismatchError",
     "IndexBusyError",
     "IndexMissingError",
     "OutdatedIndexError",
-    "PassageHit",
     "PassageKind",
     "PassageRecord",
     "StoreError",
     "StoreUnavailableError",
     "StoredArticle",
     "StoredChunk",
-    "passage_id",
     "validate_collection_name",
     "writer_lock",
 ]
@@ -61,9 +66,12 @@ __all__ = [
 _COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 # Bumped when what an index holds changes. 2: sentence vectors beside the chunk vectors; 3: a
 # passage collection of sentences and two-sentence windows, chunk vectors their sentences' mean;
-# 4: per-article manifests, chunk ids per article version.
-INDEX_FORMAT = 4
-_VECTOR = [1.0]  # manifests need no vector, Chroma wants one
+# 4: per-article manifests, chunk ids per article version; 5: chunk vectors searched, each
+# chunk's passage vectors packed in one record.
+INDEX_FORMAT = 5
+# Passage records of this many chunks are kept in memory: ids are content-addressed, so a cached
+# record never goes stale, and the chunks a question's search finds are often the last one's.
+_PASSAGE_CACHE = 4096
 _T = TypeVar("_T")
 
 
@@ -104,6 +112,8 @@ class ChunkStore:
         self._collection: Any = None
         self._passages: Any = None
         self._manifests: Any = None
+        self._passage_cache: OrderedDict[str, ChunkPassages] = OrderedDict()
+        self._cache_lock = threading.Lock()
         self.live: frozenset[str] | None = None
 
     @property
@@ -138,7 +148,7 @@ class ChunkStore:
         with self._connection.guard():
             self._collection = create(self.name)
             self._check_compatible()
-            self._passages = create(self._passages_name)
+            self._passages = create(self._passages_name, "l2")
             self._manifests = create(self._manifests_name, "l2")
 
     def open_for_reading(self) -> None:
@@ -264,17 +274,17 @@ class ChunkStore:
         them live, each in as few Chroma calls as the batch limit allows."""
         if not versions:
             return
-        passages = [p for version in versions for p in version.passages]
+        packed = [
+            (chunk.id, {"article": version.article.id, **passages})
+            for version in versions
+            for chunk, passages in zip(version.chunks, _packed(version), strict=True)
+        ]
         self._upsert(
             self._passages,
-            [p.id for p in passages],
-            np.concatenate([version.passage_vectors for version in versions]),
-            [p.text for p in passages],
-            [
-                {"article": version.article.id, "chunk": p.chunk_id, "kind": p.kind}
-                for version in versions
-                for p in version.passages
-            ],
+            [chunk_id for chunk_id, _ in packed],
+            np.ones((len(packed), 1), dtype=np.float32),
+            None,
+            [metadata for _, metadata in packed],
         )
         self._upsert(
             self._collection,
@@ -292,7 +302,7 @@ class ChunkStore:
             [version.article.id for version in versions],
             np.ones((len(versions), 1), dtype=np.float32),
             [json.dumps([chunk.id for chunk in version.chunks]) for version in versions],
-            [_manifest_metadata(version.article, len(version.passages)) for version in versions],
+            [_manifest_metadata(version.article, len(version.chunks)) for version in versions],
         )
 
     def move(self, article: Article, stored: StoredArticle) -> None:
@@ -316,11 +326,9 @@ class ChunkStore:
             self._guarded(lambda batch=batch: self._manifests.delete(ids=batch))
 
     def delete_chunks(self, chunk_ids: Sequence[str]) -> None:
-        """Delete chunks and every passage of theirs."""
+        """Delete chunks and their passage records."""
         for batch in self._batches(sorted(set(chunk_ids))):
-            self._guarded(
-                lambda batch=batch: self._passages.delete(where={"chunk": {"$in": batch}})
-            )
+            self._guarded(lambda batch=batch: self._passages.delete(ids=batch))
             self._guarded(lambda batch=batch: self._collection.delete(ids=batch))
 
     def delete_passages(self, passage_ids: Sequence[str]) -> None:
@@ -332,7 +340,7 @@ class ChunkStore:
         collection: Any,
         ids: list[str],
         vectors: np.ndarray,
-        documents: list[str],
+        documents: list[str] | None,
         metadatas: list[dict[str, Any]],
     ) -> None:
         batch = self._guarded(self._connection.client.get_max_batch_size)
@@ -342,46 +350,47 @@ class ChunkStore:
                 lambda start=start, end=end: collection.upsert(
                     ids=ids[start:end],
                     embeddings=vectors[start:end],
-                    documents=documents[start:end],
+                    documents=None if documents is None else documents[start:end],
                     metadatas=metadatas[start:end],
                 )
             )
 
-    def search_passages(self, vector: np.ndarray, k: int) -> list[PassageHit]:
-        """The `k` passages nearest to a query vector, best first, of live chunks only.
-
-        Chunk and kind are read from the passage id (`passage_id`), not from the metadata:
-        fetching metadata for a few hundred hits would cost more than the search itself.
-        """
+    def search_chunks(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The `k` live chunks whose vectors are nearest to a query vector, with their cosine
+        similarity, best first."""
         # Chroma returns fewer hits when it holds fewer; counting first would cost more than
-        # the search.
+        # the search. Ids only: the caller reads the few chunks it keeps.
         result = self._guarded(
-            lambda: self._passages.query(
+            lambda: self._collection.query(
                 query_embeddings=[vector], n_results=k, include=["distances"]
             )
         )
         hits = [
-            PassageHit(*parse_passage_id(passage), 1.0 - distance)
-            for passage, distance in zip(result["ids"][0], result["distances"][0], strict=True)
+            (chunk_id, 1.0 - distance)
+            for chunk_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
-        return hits if self.live is None else [hit for hit in hits if hit.chunk_id in self.live]
+        return hits if self.live is None else [hit for hit in hits if hit[0] in self.live]
 
-    def sentences_of(self, chunk_ids: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
-        """(chunk id, sentence, vector) for every stored sentence of these chunks."""
-        if not chunk_ids:
-            return []
-        page = self._guarded(
-            lambda: self._passages.get(
-                where={"$and": [{"chunk": {"$in": list(chunk_ids)}}, {"kind": "sentence"}]},
-                include=["documents", "metadatas", "embeddings"],
-            )
-        )
-        return [
-            (str(metadata["chunk"]), document, np.asarray(vector))
-            for document, metadata, vector in zip(
-                page["documents"], page["metadatas"], page["embeddings"], strict=True
-            )
-        ]
+    def passages_of(self, chunk_ids: Sequence[str]) -> dict[str, ChunkPassages]:
+        """These chunks' passages (sentence spans, sentence and window vectors), by chunk id;
+        chunks without a passage record are left out."""
+        with self._cache_lock:
+            found = {c: self._passage_cache[c] for c in chunk_ids if c in self._passage_cache}
+            for chunk_id in found:
+                self._passage_cache.move_to_end(chunk_id)
+        missing = list(dict.fromkeys(c for c in chunk_ids if c not in found))
+        if not missing:
+            return found
+        page = self._guarded(lambda: self._passages.get(ids=missing, include=["metadatas"]))
+        read = {
+            chunk_id: unpack_passages(metadata)
+            for chunk_id, metadata in zip(page["ids"], page["metadatas"], strict=True)
+        }
+        with self._cache_lock:
+            self._passage_cache.update(read)
+            while len(self._passage_cache) > _PASSAGE_CACHE:
+                self._passage_cache.popitem(last=False)
+        return found | read
 
     def compatibility_problem(self) -> StoreError | None:
         """Why this store cannot be used with the configured embedder, or None."""
@@ -416,6 +425,17 @@ def _with_stored(stored: StoredArticle, present: int) -> StoredArticle:
         stored.chunk_ids,
         stored.passages,
     )
+
+
+def _packed(version: ArticleVersion) -> list[dict[str, Any]]:
+    """Each chunk's passages of a version, packed (`index.passage_codec`), in chunk order."""
+    rows: dict[str, list[int]] = {chunk.id: [] for chunk in version.chunks}
+    for n, passage in enumerate(version.passages):
+        rows[passage.chunk_id].append(n)
+    return [
+        pack_passages([version.passages[n] for n in own], version.passage_vectors[own])
+        for own in rows.values()
+    ]
 
 
 def _manifest_metadata(article: Article, passages: int) -> dict[str, Any]:

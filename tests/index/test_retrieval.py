@@ -109,12 +109,12 @@ def test_dense_scores_come_from_sentences_and_windows(corpus):
     )
     store = corpus.store()
     store.open_for_reading()
-    hits = store.search_passages(retrieval.query_vector, 50)
-    best = {
-        kind: max(
-            h.score for h in hits if h.kind == kind and h.chunk_id == retrieval.chunks[0].chunk_id
-        )
-        for kind in ("sentence", "window")
-    }
-    assert retrieval.chunks[0].article_id == "matsu.md"
-    assert retrieval.dense_scores[0] == pytest.approx((best["sentence"] + best["window"]) / 2)
+    best = retrieval.chunks[0]
+    own = store.passages_of([best.chunk_id])[best.chunk_id]
+    assert best.article_id == "matsu.md"
+    assert len(own.window_vectors) == max(len(own.sentence_vectors) - 1, 1)
+    expected = (
+        max(own.sentence_vectors @ retrieval.query_vector)
+        + max(own.window_vectors @ retrieval.query_vector)
+    ) / 2
+    assert retrieval.dense_scores[0] == pytest.approx(expected, abs=1e-6)

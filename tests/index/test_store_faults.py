@@ -122,7 +122,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_full_file_system_says_free_space(small_disk, folder, embedder, caplog):
-    subprocess.run(["mount", "-o", "remount,size=600k", str(small_disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=300k", str(small_disk)], check=True)
     with pytest.raises(StoreUnavailableError, match="disk is full") as fault:
         _corpus(small_disk / "data", embedder).sync([folder])
     assert str(small_disk / "data" / "chroma") in str(fault.value)
