@@ -28,6 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from index.articles import Article
+    from index.chunking import Chunk
+    from index.embedding import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's code, whichever one is installed
@@ -64,6 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"  # `auto` offline: the bundled model, no hub probe
 
+    from index.embedding import BUNDLED_MODEL, EmbedderSpec, load_embedder
+
     sgemm = _sgemm()
     print(f"sgemm, one core: {sgemm['gflops']:.1f} GFLOPS via {sgemm['blas']}")
     files = sorted((args.set_dir / "articles").iterdir())
@@ -72,8 +80,11 @@ def main() -> None:
         for engine in args.engines:
             cache = work / f"cache-{engine}"
             for count in args.articles:
-                folder = _article_folder(work, files[:count])
-                figures = _engine_figures(engine, folder, cache, args.repeats)
+                folder = article_folder(work, files[:count])
+                embedder = load_embedder(
+                    EmbedderSpec(backend=engine, model=BUNDLED_MODEL, cache_dir=cache)
+                )
+                figures = engine_figures(embedder, folder, args.repeats)
                 limit = figures["flops_per_token"] * 1000 / (sgemm["gflops"] * 1e9)
                 print(
                     f"{engine:8} {count:4} articles, {figures['article_tokens']} tokens: "
@@ -107,7 +118,7 @@ def _sgemm() -> dict:
     return json.loads(out.stdout)
 
 
-def _article_folder(work: Path, files: list[Path]) -> Path:
+def article_folder(work: Path, files: list[Path]) -> Path:
     """The articles, copied into a folder of their own (the loader does not read links that
     lead out of the folder it indexes)."""
     folder = work / f"articles-{len(files)}"
@@ -118,20 +129,22 @@ def _article_folder(work: Path, files: list[Path]) -> Path:
     return folder
 
 
-def _engine_figures(engine: str, folder: Path, cache: Path, repeats: int) -> dict:
-    """The embedder alone on the pipeline's own passages (as the indexer groups them)."""
+def passage_groups(embedder: Embedder, folder: Path) -> list[tuple[Article, list[Chunk]]]:
+    """The folder's articles with their chunks, as the indexer cuts them for this embedder."""
     from bot.settings import Settings
     from index.articles import load_articles
     from index.chunking import Chunker
-    from index.embedding import BUNDLED_MODEL, EmbedderSpec, load_embedder
+
+    chunker = Chunker(embedder.count_tokens, embedder.max_tokens, Settings().chunking)
+    return [(a, chunker.split(a.id, a.text, a.title)) for a in load_articles([folder]).articles]
+
+
+def engine_figures(embedder: Embedder, folder: Path, repeats: int) -> dict:
+    """The embedder alone on the pipeline's own passages (as the indexer groups them)."""
     from index.passages import _embedded_text, embed_articles, passage_records
 
-    embedder = load_embedder(EmbedderSpec(backend=engine, model=BUNDLED_MODEL, cache_dir=cache))
-    settings = Settings()
-    chunker = Chunker(embedder.count_tokens, embedder.max_tokens, settings.chunking)
-    articles = load_articles([folder]).articles
-    group = [(a, chunker.split(a.id, a.text, a.title)) for a in articles]
-    article_tokens = sum(embedder.count_tokens(a.text) for a in articles)
+    group = passage_groups(embedder, folder)
+    article_tokens = sum(embedder.count_tokens(article.text) for article, _ in group)
     overhead = 512 - embedder.max_tokens  # prompt and specials: the e5 engines read 512
     lengths = [
         embedder.count_tokens(_embedded_text(article, record)) + overhead
