@@ -11,6 +11,11 @@ with it, so a question never pays for jieba's tagger:
 - romanisations: the pinyin of the Chinese person names jieba tags (`汪滔` -> `wang tao`), matched
   against a question's Latin name in full or, for a name of a Chinese family, by its surname.
 
+Tagging is the slow part (jieba's tagger reads about 10k characters a second), so each chunk is
+tagged once, when it is written (`name_mentions`, kept with the chunk in the store), and a table
+is merged from those mentions: a reader, or a host that builds its BM25 cache from a Chroma
+server, never tags the corpus again.
+
 `expansions` returns the other spellings for the names of one query: a name the articles
 already write as the question does needs none, and a surname shared by many people in the
 articles says nothing, so it adds nothing.
@@ -18,11 +23,13 @@ articles says nothing, so it adds nothing.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from index.text import HAN, HAN_RUN, fold, jieba_tagger
 
@@ -110,22 +117,61 @@ def latin_names(text: str) -> list[str]:
     return names
 
 
-def build_aliases(texts: Iterable[str]) -> AliasTable:
-    """The alias table of these chunk texts."""
+@dataclass(frozen=True)
+class NameMentions:
+    """What one chunk gives the alias table: its glosses as (Latin, Chinese) pairs, both folded,
+    and the Chinese person names jieba tags in it, folded, each time it names them."""
+
+    glosses: tuple[tuple[str, str], ...] = ()
+    people: tuple[str, ...] = ()
+
+    def to_text(self) -> str:
+        """A compact JSON form, stored with the chunk."""
+        return json.dumps(
+            [[list(pair) for pair in self.glosses], list(self.people)],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> NameMentions:
+        """The mentions `to_text` wrote; ValueError when `text` is not that."""
+        try:
+            glosses, people = json.loads(text)
+            return cls(
+                tuple((str(latin), str(han)) for latin, han in glosses),
+                tuple(str(name) for name in people),
+            )
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"not name mentions: {text[:40]!r}") from error
+
+
+def name_mentions(text: str) -> NameMentions:
+    """The glosses and person names of one chunk's text (with its title)."""
+    text = unicodedata.normalize("NFKC", text)
+    glosses = []
+    for match in _GLOSS.finditer(text):
+        han = _gloss_head(fold(match[1]))
+        latin = fold(match[2].strip())
+        if han and latin and not latin.isdigit():
+            glosses.append((latin, han))
+    return NameMentions(tuple(glosses), tuple(_person_names(text)))
+
+
+def build_aliases(mentions: Iterable[NameMentions]) -> AliasTable:
+    """The alias table of the chunks these mentions were read from."""
     table = AliasTable()
-    for text in texts:
-        text = unicodedata.normalize("NFKC", text)
-        for match in _GLOSS.finditer(text):
-            han = _gloss_head(fold(match[1]))
-            latin = fold(match[2].strip())
-            if han and latin and not latin.isdigit():
-                table.glosses.setdefault(latin, set()).add(han)
-                table.glosses.setdefault(han, set()).add(latin)
-        for name in _person_names(text):
-            syllables = _pinyin(name)
-            if len(syllables) >= 2:
-                table.romanised.setdefault(" ".join(syllables), Counter())[name] += 1
-                table.surnames.setdefault(syllables[0], Counter())[name] += 1
+    people: Counter[str] = Counter()
+    for mentioned in mentions:
+        for latin, han in mentioned.glosses:
+            table.glosses.setdefault(latin, set()).add(han)
+            table.glosses.setdefault(han, set()).add(latin)
+        people.update(mentioned.people)
+    for name, count in people.items():
+        syllables = _pinyin(name)
+        if len(syllables) >= 2:
+            table.romanised.setdefault(" ".join(syllables), Counter())[name] += count
+            table.surnames.setdefault(syllables[0], Counter())[name] += count
     return table
 
 
@@ -149,13 +195,19 @@ def _gloss_head(han: str) -> str:
 
 def _person_names(text: str) -> list[str]:
     """The Chinese person names jieba tags in a text, folded to Simplified."""
-    folded = fold(text)
-    return [
+    return [name for run in HAN_RUN.findall(fold(text)) for name in _people_in_run(run)]
+
+
+@lru_cache(maxsize=1 << 16)
+def _people_in_run(run: str) -> tuple[str, ...]:
+    """The person names jieba tags in one run of Chinese characters. jieba tags each run on its
+    own, so a run met again (a dateline, an edited article's unchanged paragraphs) is not
+    tagged again."""
+    return tuple(
         word
-        for run in HAN_RUN.findall(folded)
         for word, flag in jieba_tagger().cut(run)
         if flag in _PERSON_TAGS and 2 <= len(word) <= 4
-    ]
+    )
 
 
 def _pinyin(name: str) -> list[str]:

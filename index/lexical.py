@@ -19,7 +19,7 @@ from types import ModuleType
 
 import numpy as np
 
-from index.aliases import AliasTable, build_aliases
+from index.aliases import AliasTable, NameMentions, build_aliases, name_mentions
 from index.sentences import sentence_spans
 from index.text import HAN_RUN, fold, mostly_chinese
 
@@ -152,11 +152,20 @@ class LexicalIndex:
         return self._chunk_ids
 
     @classmethod
-    def build(cls, chunk_ids: Sequence[str], texts: Sequence[str]) -> LexicalIndex:
+    def build(
+        cls,
+        chunk_ids: Sequence[str],
+        texts: Sequence[str],
+        mentions: Sequence[NameMentions] | None = None,
+    ) -> LexicalIndex:
         """Tokenize and index every chunk, in chunk-id order, so equal scores rank the same
-        however the store listed the chunks."""
-        pairs = sorted(zip(chunk_ids, texts, strict=True))
-        chunk_ids, texts = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
+        however the store listed the chunks. `mentions` are the chunks' names as tagged when
+        they were stored (`index.aliases`); without them the texts are tagged now."""
+        if mentions is None:
+            mentions = [name_mentions(text) for text in texts]
+        rows = sorted(zip(chunk_ids, texts, mentions, strict=True), key=lambda row: row[0])
+        chunk_ids = [row[0] for row in rows]
+        texts = [row[1] for row in rows]
         vocabulary: dict[str, int] = {}
         corpus = [
             [vocabulary.setdefault(token, len(vocabulary)) for token in lexical_tokens(text)]
@@ -171,7 +180,8 @@ class LexicalIndex:
             )
             scores = model.scores
             weights = _TermWeights(scores["data"], scores["indices"], scores["indptr"])
-        return cls(chunk_ids, weights, vocabulary, build_aliases(texts), mostly_chinese(texts))
+        aliases = build_aliases(row[2] for row in rows)
+        return cls(chunk_ids, weights, vocabulary, aliases, mostly_chinese(texts))
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

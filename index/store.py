@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from chromadb.errors import NotFoundError
 
+from index.aliases import NameMentions, name_mentions
 from index.chroma import ChromaConnection
 from index.chunking import Chunk
 from index.coordination import writer_lock
@@ -238,10 +239,13 @@ class ChunkStore:
         """Every stored passage id, live or not."""
         return [passage for page in self._pages(self._passages, []) for passage in page["ids"]]
 
-    def texts(self, chunk_ids: Sequence[str]) -> tuple[list[str], list[str]]:
-        """These chunks' ids and their titles plus texts: what the lexical index is built from."""
+    def texts(self, chunk_ids: Sequence[str]) -> tuple[list[str], list[str], list[NameMentions]]:
+        """These chunks' ids, their titles plus texts and the names tagged in those when they
+        were written: what the lexical index is built from. A chunk written before names were
+        stored with it is tagged now."""
         ids: list[str] = []
         texts: list[str] = []
+        mentions: list[NameMentions] = []
         for batch in self._batches(chunk_ids):
             page = self._guarded(
                 lambda batch=batch: self._collection.get(
@@ -249,11 +253,11 @@ class ChunkStore:
                 )
             )
             ids.extend(page["ids"])
-            texts.extend(
-                f"{metadata.get('title', '')}\n{document}"
-                for document, metadata in zip(page["documents"], page["metadatas"], strict=True)
-            )
-        return ids, texts
+            for document, metadata in zip(page["documents"], page["metadatas"], strict=True):
+                text = f"{metadata.get('title', '')}\n{document}"
+                texts.append(text)
+                mentions.append(_stored_mentions(metadata, text))
+        return ids, texts, mentions
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
         """Chunks by id (score 0: the caller knows why it asked for them)."""
@@ -462,7 +466,17 @@ def _chunk_metadata(article: Article, chunk: Chunk, chunk_count: int) -> dict[st
         "end": chunk.end,
         "tokens": chunk.token_count,
     }
-    return {key: "" if value is None else value for key, value in metadata.items()}
+    metadata = {key: "" if value is None else value for key, value in metadata.items()}
+    # Tagged once here, so no reader tags the corpus to build its alias table.
+    metadata["names"] = name_mentions(f"{metadata['title']}\n{chunk.text}").to_text()
+    return metadata
+
+
+def _stored_mentions(metadata: dict[str, Any], text: str) -> NameMentions:
+    """The names stored with a chunk, or those of its text when none (or unreadable) are."""
+    with suppress(KeyError, ValueError):
+        return NameMentions.from_text(str(metadata["names"]))
+    return name_mentions(text)
 
 
 def _stored_chunk(chunk_id: str, text: str, metadata: dict[str, Any], score: float) -> StoredChunk:

@@ -1,6 +1,7 @@
 """Incremental indexing into a real embedded Chroma, and the guards around it."""
 
 import multiprocessing
+import shutil
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,29 @@ def test_an_index_from_an_older_citebot_is_refused_with_a_rebuild_hint(connectio
     with pytest.raises(OutdatedIndexError, match="--rebuild"):
         _corpus(connection, e5).retriever(retrieval_config())
     assert _corpus(connection, e5).sync([folder], rebuild=True).added
+
+
+ZH_ARTICLE = "汪滔有時認為查克柏格過度介入。阿里巴巴旗下的通義千問（Qwen）。"
+
+
+def test_a_reader_builds_its_alias_table_from_the_names_stored_with_the_chunks(
+    connection, e5, tmp_path, monkeypatch
+):
+    folder = write_articles(
+        tmp_path / "zh",
+        {"meta.md": "---\ntitle: Meta\n---\n" + ZH_ARTICLE},
+    )
+    corpus = _corpus(connection, e5)
+    corpus.sync([folder])
+    shutil.rmtree(connection.data_dir / "lexical")  # as on another host: no BM25 cache yet
+
+    import index.aliases
+
+    def no_tagging():
+        raise AssertionError("a reader tagged the chunks again")
+
+    monkeypatch.setattr(index.aliases, "jieba_tagger", no_tagging)
+    index.aliases._people_in_run.cache_clear()
+    retriever = corpus.retriever(retrieval_config())
+    assert retriever.aliases("Who is Alexandr Wang?") == ["汪滔"]
+    assert retriever.spellings("Did Meta use Qwen?") == ["通义千问"]
