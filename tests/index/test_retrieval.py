@@ -118,3 +118,27 @@ def test_dense_scores_come_from_sentences_and_windows(corpus):
         + max(own.window_vectors @ retrieval.query_vector)
     ) / 2
     assert retrieval.dense_scores[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_chunk_bm25_finds_is_ranked_by_its_passages_though_its_vector_missed(corpus):
+    """The store's first stage searches chunk vectors (means); a chunk whose mean misses the
+    question but BM25 finds is scored by its passages all the same, and only in hybrid mode."""
+    question = "馬祖列島由幾個島嶼組成？"
+    store = corpus.store()
+    store.open_for_reading()
+    (matsu,) = store.stored_articles()["matsu.md"].chunk_ids
+    retriever = corpus.retriever(retrieval_config(mode="hybrid"))
+    searched = retriever._store.search_chunks
+    retriever._store.search_chunks = lambda vector, k: [
+        hit for hit in searched(vector, k) if hit[0] != matsu
+    ]
+    retrieval = retriever.retrieve(question, 3)
+    own = store.passages_of([matsu])[matsu]
+    vector = retrieval.query_vector
+    expected = (max(own.sentence_vectors @ vector) + max(own.window_vectors @ vector)) / 2
+    assert retrieval.chunks[0].article_id == "matsu.md"
+    assert retrieval.similarities[matsu] == pytest.approx(expected, abs=1e-6)
+
+    dense = corpus.retriever(retrieval_config(mode="dense"))
+    dense._store.search_chunks = retriever._store.search_chunks
+    assert matsu not in dense.retrieve(question, 3).similarities
