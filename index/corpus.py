@@ -3,8 +3,9 @@
 A corpus is one logical collection. Readers use the physical version its live pointer names
 (`index.coordination`); a writer holds the lease (and, embedded, the data directory's file
 lock), updates the live version in place or, for a full rebuild, builds `<name>--g<N>` beside
-it, and publishes a new generation when it is done. BM25 is rebuilt from the chunk texts in
-Chroma and cached in the data directory per physical version and generation.
+it, and publishes a new generation when it is done. BM25 is cached in the data directory per
+physical version and generation, and brought up to date from the chunk texts in Chroma: only
+chunks the last cache lacks are read and tokenized.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from index.chroma import ChromaConnection
 from index.chunking import ChunkingConfig
 from index.coordination import LivePointer, MetaStore, WriterLease, published_here, writer_lock
 from index.embedding import Embedder
-from index.lexical import LexicalIndex, fingerprint
+from index.lexical import LexicalIndex
 from index.reranking import Reranker
 from index.retrieval import RetrievalConfig, Retriever
 from index.store import (
@@ -230,14 +231,23 @@ class Corpus:
         return self._connection.data_dir / "lexical" / self.collection / f"{physical}-g{generation}"
 
     def _lexical_index(self, store: ChunkStore, generation: int) -> LexicalIndex:
-        """BM25 over the live chunks: the cached one when it matches them, else built from the
-        chunk texts in Chroma and cached (older generations' caches are removed)."""
-        live = store.live_chunk_ids()
+        """BM25 over the live chunks: the cached one when it matches them; else this host's
+        cache of an earlier generation brought up to date (only chunks it lacks are read from
+        Chroma and tokenized), or one built from the chunk texts in Chroma; cached, and older
+        generations' caches removed."""
+        live = store.live_versions()
         folder = self._lexical_folder(store.name, generation)
         saved = LexicalIndex.load(folder)
-        if saved is not None and saved.fingerprint == fingerprint(live):
+        if saved is not None and not saved.missing(live) and len(saved.chunk_ids) == len(live):
             return saved
-        built = LexicalIndex.build(*store.texts(live))
+        base = saved or self._earlier_lexical_index(folder) or LexicalIndex.build([])
+        sources = store.lexical_sources(
+            {chunk_id: live[chunk_id] for chunk_id in base.missing(live)}
+        )
+        # A chunk a manifest names but Chroma lacks (a damaged store) is left out, as before.
+        read = {source.chunk_id for source in sources}
+        missing = set(base.missing(live)) - read
+        built = base.updated({c: v for c, v in live.items() if c not in missing}, sources)
         try:
             built.save(folder)
             for other in folder.parent.iterdir():
@@ -246,3 +256,18 @@ class Corpus:
         except OSError as error:  # a cache only: a read-only data directory costs time
             log.warning("could not cache the BM25 index in %s: %s", folder, error)
         return built
+
+    def _earlier_lexical_index(self, folder: Path) -> LexicalIndex | None:
+        """The newest readable cache beside `folder` (an earlier generation's, or that of the
+        version a rebuild replaced: chunks are checked by their article version, not where
+        they were stored)."""
+        with suppress(OSError):
+            others = sorted(
+                (path for path in folder.parent.iterdir() if path != folder),
+                key=lambda path: path.stat().st_mtime,
+                reverse=True,
+            )
+            for other in others:
+                if (index := LexicalIndex.load(other)) is not None:
+                    return index
+        return None

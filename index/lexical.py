@@ -7,27 +7,24 @@ Latin-script text into words.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
-from index.aliases import AliasTable, NameMentions, build_aliases, name_mentions
+from index.aliases import AliasTable, NameMentions, build_aliases
 from index.sentences import sentence_spans
-from index.text import HAN_RUN, fold, mostly_chinese
+from index.text import HAN_RUN, fold, writes_chinese
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # English function words carry no evidence; in a mixed-language corpus they would make every
 # English article a lexical match for every English question. This is bm25s's (0.3)
 # STOPWORDS_EN_PLUS, NLTK's English list, kept here because it is part of the tokenizer (a
-# change is a `_CACHE_VERSION` bump) and so that tokenizing a question never imports bm25s.
+# change is a `_CACHE_VERSION` bump).
 _ENGLISH_STOPWORD_TEXT = """
     a about above after again against ain all am an and any are aren aren't as at be because
     been before being below between both but by can couldn couldn't d did didn didn't do does
@@ -85,66 +82,125 @@ def _words(text: str, start: int, end: int) -> list[str]:
 
 
 # Bump when `lexical_tokens` or what a saved index holds changes, so older ones are rebuilt.
-# 5: the BM25 weights saved by Citebot (`_TermWeights`), not as a bm25s model.
-_CACHE_VERSION = "5"
-_WEIGHTS_FILE = "bm25.npz"
-
-
-def fingerprint(chunk_ids: Sequence[str]) -> str:
-    """Identifies a set of chunks and the cache format: a saved index is valid while this
-    matches."""
-    key = "\n".join([_CACHE_VERSION, *sorted(chunk_ids)])
-    return hashlib.sha256(key.encode()).hexdigest()
+# 6: term counts per chunk, updated in place; weights computed at search time.
+_CACHE_VERSION = "6"
+_POSTINGS_FILE = "postings.npz"
+# BM25's parameters (Lucene's, and bm25s's defaults, which the tests check scores against).
+_K1 = 1.5
+_B = 0.75
 
 
 @dataclass(frozen=True)
-class _TermWeights:
-    """Each token's BM25 weight in each chunk holding it, by token (compressed sparse columns):
-    token t is in chunks `indices[indptr[t]:indptr[t + 1]]` with weights `data[...]` there.
+class LexicalSource:
+    """What the lexical index reads of one chunk: its title and text, the names tagged in them
+    when it was stored, and its article version's content hash (a chunk id names its text, not
+    its title, so this says whether a cached chunk still reads the same)."""
 
-    bm25s computes them when an index is built; a search only sums them, so this is all a
-    saved index holds, and loading one and answering a question never import bm25s (nor the
-    SciPy it imports, together a third of a second of each `citebot ask`)."""
+    chunk_id: str
+    text: str
+    mentions: NameMentions
+    version: str = ""
 
-    data: np.ndarray
+
+@dataclass(frozen=True)
+class _Postings:
+    """How often each token occurs in each chunk holding it, by token (compressed sparse
+    columns): token t is in chunks `indices[indptr[t]:indptr[t + 1]]`, `counts[...]` times
+    each, chunks in ascending index order. `lengths` are the chunks' token counts."""
+
+    counts: np.ndarray
     indices: np.ndarray
     indptr: np.ndarray
+    lengths: np.ndarray
 
     @classmethod
-    def none(cls) -> _TermWeights:
-        """The weights of an index without chunks."""
-        return cls(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64))
+    def none(cls) -> _Postings:
+        return cls(
+            np.zeros(0, np.uint16),
+            np.zeros(0, np.int32),
+            np.zeros(1, np.int64),
+            np.zeros(0, np.int32),
+        )
 
-    def scores(self, token_ids: Sequence[int], chunks: int) -> np.ndarray:
-        """Each chunk's BM25 score for the query's tokens (a token asked twice counts twice),
-        summed in float32 in token order as bm25s's own search does, so scores and ties are
-        the same as its."""
-        ids = np.asarray(token_ids, dtype=np.int32)
-        scores = np.zeros(chunks, dtype=np.float32)
-        for start, end in zip(self.indptr[ids], self.indptr[ids + 1], strict=True):
-            np.add.at(scores, self.indices[start:end], self.data[start:end])
-        return scores
+    def updated(
+        self, keep: np.ndarray, added: Sequence[dict[int, int]], tokens: int
+    ) -> tuple[_Postings, np.ndarray]:
+        """These postings without the chunks `keep` is False for and with `added` (term counts
+        by token id) as new chunks after the kept ones, over `tokens` token ids; tokens no
+        chunk holds any more are dropped. Returns the postings and each old token id's new id
+        (-1 when dropped). Linear in the postings (no sort of them), so a small change to a
+        large corpus costs a pass over its arrays, not a rebuild."""
+        renumbered = np.cumsum(keep, dtype=np.int64) - 1
+        entry_token = np.repeat(
+            np.arange(len(self.indptr) - 1, dtype=np.int32), np.diff(self.indptr)
+        )
+        kept = keep[self.indices] if len(self.indices) else np.zeros(0, bool)
+        old_tokens = entry_token[kept]
+        old_indices = renumbered[self.indices[kept]].astype(np.int32)
+        old_counts = self.counts[kept]
+        first_new = int(keep.sum())
+        new_tokens, new_indices, new_counts = _entries(added, first_new)
+        at = np.searchsorted(old_tokens, new_tokens, side="right")
+        all_tokens = np.insert(old_tokens, at, new_tokens)
+        indices = np.insert(old_indices, at, new_indices)
+        counts = np.insert(old_counts, at, new_counts)
+        frequency = np.bincount(all_tokens, minlength=tokens)
+        present = frequency > 0
+        new_ids = np.where(present, np.cumsum(present) - 1, -1)
+        indptr = np.concatenate([[0], np.cumsum(frequency[present])]).astype(np.int64)
+        lengths = np.concatenate(
+            [self.lengths[keep], [sum(chunk.values()) for chunk in added]]
+        ).astype(np.int32)
+        return _Postings(counts, indices, indptr, lengths), new_ids
+
+
+def _entries(
+    chunks: Sequence[dict[int, int]], first: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(token, chunk index, count) of every token of these chunks, numbered from `first`,
+    sorted by token then chunk."""
+    tokens = np.fromiter((t for chunk in chunks for t in chunk), np.int32)
+    counts = np.fromiter((c for chunk in chunks for c in chunk.values()), np.int64)
+    indices = np.repeat(
+        np.arange(first, first + len(chunks), dtype=np.int32), [len(c) for c in chunks]
+    )
+    order = np.argsort(tokens, kind="stable")
+    return tokens[order], indices[order], np.minimum(counts[order], 65535).astype(np.uint16)
 
 
 class LexicalIndex:
-    """A BM25 index of chunk texts, with what else is read off the same texts once per index
-    run (the alias table; whether most of them write Chinese), saved to and loaded from a
-    folder."""
+    """A BM25 index of chunk texts, with what else is read off the same texts (the alias
+    table; whether most of them write Chinese), saved to and loaded from a folder.
+
+    It keeps term counts, not weights: BM25's weights depend on the number of chunks and
+    their mean length, so every change would alter all of them, while counts change only for
+    the chunks that did. `updated` applies a reindex's changes in one pass over the arrays
+    and tokenizes only the new chunks; a search weighs the few postings its tokens touch."""
 
     def __init__(
         self,
-        chunk_ids: list[str],
-        weights: _TermWeights,
+        sources: Sequence[LexicalSource],
+        postings: _Postings,
         vocabulary: dict[str, int],
-        aliases: AliasTable,
-        writes_chinese: bool,
+        chinese: np.ndarray,
     ) -> None:
-        self._chunk_ids = chunk_ids
-        self._weights = weights
+        self._chunk_ids = [source.chunk_id for source in sources]
+        self._versions = [source.version for source in sources]
+        self._mentions = [source.mentions for source in sources]
+        self._postings = postings
         self._vocabulary = vocabulary
-        self.aliases = aliases
-        self.writes_chinese = writes_chinese
-        self.fingerprint = fingerprint(chunk_ids)
+        self._chinese = chinese
+        self.aliases: AliasTable = build_aliases(self._mentions)
+        self.writes_chinese = bool(chinese.sum() * 2 > len(chinese))
+        # Each chunk's rank in chunk-id order: equal scores rank by it, so a ranking does not
+        # depend on the order chunks were added in.
+        self._rank = np.argsort(np.argsort(np.array(self._chunk_ids, dtype=object)))
+        count = len(self._chunk_ids)
+        lengths = postings.lengths.astype(np.float64)
+        mean = float(lengths.mean()) if count else 1.0
+        self._norms = (_K1 * ((1 - _B) + _B * lengths / (mean or 1.0))).astype(np.float32)
+        frequency = np.diff(postings.indptr).astype(np.float64)
+        self._idf = np.log(1 + (count - frequency + 0.5) / (frequency + 0.5)).astype(np.float32)
 
     @property
     def chunk_ids(self) -> list[str]:
@@ -152,62 +208,100 @@ class LexicalIndex:
         return self._chunk_ids
 
     @classmethod
-    def build(
-        cls,
-        chunk_ids: Sequence[str],
-        texts: Sequence[str],
-        mentions: Sequence[NameMentions] | None = None,
-    ) -> LexicalIndex:
-        """Tokenize and index every chunk, in chunk-id order, so equal scores rank the same
-        however the store listed the chunks. `mentions` are the chunks' names as tagged when
-        they were stored (`index.aliases`); without them the texts are tagged now."""
-        if mentions is None:
-            mentions = [name_mentions(text) for text in texts]
-        rows = sorted(zip(chunk_ids, texts, mentions, strict=True), key=lambda row: row[0])
-        chunk_ids = [row[0] for row in rows]
-        texts = [row[1] for row in rows]
-        vocabulary: dict[str, int] = {}
-        corpus = [
-            [vocabulary.setdefault(token, len(vocabulary)) for token in lexical_tokens(text)]
-            for text in texts
-        ]
-        weights = _TermWeights.none()
-        if chunk_ids:
-            bm25s = _bm25s()
-            model = bm25s.BM25()
-            model.index(
-                bm25s.tokenization.Tokenized(ids=corpus, vocab=vocabulary), show_progress=False
+    def build(cls, sources: Sequence[LexicalSource]) -> LexicalIndex:
+        """The index of these chunks."""
+        empty = cls([], _Postings.none(), {}, np.zeros(0, bool))
+        return empty.updated({source.chunk_id: source.version for source in sources}, sources)
+
+    def missing(self, live: dict[str, str]) -> list[str]:
+        """Of these chunks (id -> article version), those this index does not hold at that
+        version: the ones `updated` needs the sources of."""
+        held = dict(zip(self._chunk_ids, self._versions, strict=True))
+        return [chunk_id for chunk_id, version in live.items() if held.get(chunk_id) != version]
+
+    def updated(self, live: dict[str, str], added: Sequence[LexicalSource]) -> LexicalIndex:
+        """The index of the chunks `live` names (id -> article version): those this index holds
+        at that version are kept as they are, the others (`missing(live)`, whose sources are
+        `added`) tokenized; the rest dropped."""
+        keep = np.array(
+            [live.get(chunk_id) == version for chunk_id, version in self._held()], dtype=bool
+        )
+        wanted = set(self.missing(live))
+        if {source.chunk_id for source in added} != wanted or len(added) != len(wanted):
+            raise ValueError("the added sources must be exactly the chunks this index lacks")
+        if not added and keep.all():
+            return self
+        vocabulary = dict(self._vocabulary)
+        counts = []
+        for source in added:
+            chunk: dict[int, int] = {}
+            for token in lexical_tokens(source.text):
+                token_id = vocabulary.setdefault(token, len(vocabulary))
+                chunk[token_id] = chunk.get(token_id, 0) + 1
+            counts.append(chunk)
+        postings, new_ids = self._postings.updated(keep, counts, len(vocabulary))
+        vocabulary = {
+            token: int(new_ids[token_id])
+            for token, token_id in vocabulary.items()
+            if new_ids[token_id] >= 0
+        }
+        kept = [
+            LexicalSource(chunk_id, "", mentions, version)
+            for (chunk_id, version), mentions, held in zip(
+                self._held(), self._mentions, keep, strict=True
             )
-            scores = model.scores
-            weights = _TermWeights(scores["data"], scores["indices"], scores["indptr"])
-        aliases = build_aliases(row[2] for row in rows)
-        return cls(chunk_ids, weights, vocabulary, aliases, mostly_chinese(texts))
+            if held
+        ]
+        chinese = np.concatenate(
+            [self._chinese[keep], [writes_chinese(source.text) for source in added]]
+        ).astype(bool)
+        return LexicalIndex([*kept, *added], postings, vocabulary, chinese)
+
+    def _held(self) -> Iterator[tuple[str, str]]:
+        return zip(self._chunk_ids, self._versions, strict=True)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        weights = self._weights
+        postings = self._postings
         np.savez(
-            folder / _WEIGHTS_FILE,
-            data=weights.data,
-            indices=weights.indices,
-            indptr=weights.indptr,
+            folder / _POSTINGS_FILE,
+            counts=postings.counts,
+            indices=postings.indices,
+            indptr=postings.indptr,
+            lengths=postings.lengths,
+            chinese=self._chinese,
         )
         meta = {
+            "format": _CACHE_VERSION,
             "chunk_ids": self._chunk_ids,
+            "versions": self._versions,
+            "mentions": [mentions.to_text() for mentions in self._mentions],
             "vocabulary": self._vocabulary,
-            "aliases": self.aliases.to_json(),
-            "writes_chinese": self.writes_chinese,
         }
         (folder / "citebot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex | None:
-        """The saved index, or None when there is none or it cannot be read."""
+        """The saved index, or None when there is none, it cannot be read or it was saved in
+        another format."""
         try:
             meta = json.loads((folder / "citebot.json").read_text(encoding="utf-8"))
-            with np.load(folder / _WEIGHTS_FILE) as saved:
-                weights = _TermWeights(saved["data"], saved["indices"], saved["indptr"])
-            aliases = AliasTable.from_json(meta["aliases"])
+            if meta.get("format") != _CACHE_VERSION:
+                return None
+            with np.load(folder / _POSTINGS_FILE) as saved:
+                postings = _Postings(
+                    saved["counts"], saved["indices"], saved["indptr"], saved["lengths"]
+                )
+                chinese = saved["chinese"]
+            sources = [
+                LexicalSource(chunk_id, "", NameMentions.from_text(mentions), version)
+                for chunk_id, version, mentions in zip(
+                    meta["chunk_ids"], meta["versions"], meta["mentions"], strict=True
+                )
+            ]
+            if not len(postings.lengths) == len(chinese) == len(sources):
+                return None
+            return cls(sources, postings, meta["vocabulary"], chinese)
         except (
             OSError,
             EOFError,
@@ -218,9 +312,6 @@ class LexicalIndex:
             zipfile.BadZipFile,
         ):
             return None
-        return cls(
-            meta["chunk_ids"], weights, meta["vocabulary"], aliases, bool(meta["writes_chinese"])
-        )
 
     def coverage(self, query: str) -> float:
         """Share of the query's tokens that occur in the corpus: how much BM25 can say about it.
@@ -231,21 +322,23 @@ class LexicalIndex:
         return sum(token in self._vocabulary for token in tokens) / len(tokens) if tokens else 0.0
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """The `k` best chunk ids for the query with their BM25 scores; none without overlap."""
+        """The `k` best chunk ids for the query with their BM25 scores; none without overlap.
+        A token asked twice counts twice, as in bm25s's search."""
         ids = [
             self._vocabulary[token] for token in lexical_tokens(query) if token in self._vocabulary
         ]
         if not ids or not self._chunk_ids:
             return []
-        scores = self._weights.scores(ids, len(self._chunk_ids))
-        top = np.argsort(-scores, kind="stable")[: min(k, len(scores))]  # ties: chunk-id order
-        return [(self._chunk_ids[i], float(scores[i])) for i in top if scores[i] > 0]
-
-
-def _bm25s() -> ModuleType:
-    """bm25s, imported when an index is built: it imports SciPy, and sets its own logger to
-    DEBUG at import, which would print its progress notes; warnings only."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
+        postings = self._postings
+        scores = np.zeros(len(self._chunk_ids), dtype=np.float32)
+        for token_id in ids:
+            start, end = postings.indptr[token_id], postings.indptr[token_id + 1]
+            chunks = postings.indices[start:end]
+            counts = postings.counts[start:end].astype(np.float32)
+            scores[chunks] += self._idf[token_id] * (counts / (self._norms[chunks] + counts))
+        hits = np.flatnonzero(scores > 0)
+        if len(hits) > k:  # the k best, and every chunk tied with the k-th
+            kth = np.partition(scores[hits], len(hits) - k)[len(hits) - k]
+            hits = hits[scores[hits] >= kth]
+        best = hits[np.lexsort((self._rank[hits], -scores[hits]))][:k]
+        return [(self._chunk_ids[i], float(scores[i])) for i in best]

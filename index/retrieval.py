@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from index.background import background_scores
 from index.chunking import passage_with_title
 from index.embedding import Embedder
 from index.lexical import LexicalIndex, lexical_tokens, window_overlap
+from index.records import ChunkPassages
 from index.reranking import Reranker
 from index.store import ChunkStore, StoredChunk
 from index.text import writes_chinese
@@ -27,6 +29,9 @@ _CHUNKS_PER_CANDIDATE = 2
 _LEXICAL_WEIGHT = 0.5
 # The best this-many fused chunks are diversified (and reranked) before the top k are kept.
 RERANK_POOL = 30
+# Questions are embedded here, one at a time, while the asking thread searches BM25.
+_QUERY_EMBEDDING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="citebot-query")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,9 @@ class Retriever:
         """
         started = time.perf_counter()
         wordings = [query, *dict.fromkeys(text for text in rewrites if text != query)]
-        vectors = self._embedder.embed_queries(wordings)
-        embedded = time.perf_counter()
+        # The model runs in C without the GIL: BM25, and reading its finds' passages, go on
+        # meanwhile, on the other core when it is free.
+        embedding = _QUERY_EMBEDDING.submit(_timed, self._embedder.embed_queries, wordings)
         candidates = max(k, _FUSION_CANDIDATES)
         aliases = tuple(self.aliases(query)) if self.mode != "dense" else ()
         lexical_wordings = [" ".join([query, *aliases]), *wordings[1:]]
@@ -120,7 +126,13 @@ class Retriever:
         lexical = self._lexical.search(searched_for, candidates) if self.mode != "dense" else []
         # BM25's finds are scored by their passages too: a chunk whose vector (a mean) hides
         # the one sentence asked about is still ranked by that sentence.
-        also = [chunk_id for chunk_id, _ in lexical] if self.mode == "hybrid" else []
+        also = (
+            self._store.passages_of([chunk_id for chunk_id, _ in lexical])
+            if self.mode == "hybrid"
+            else {}
+        )
+        vectors, embed_seconds = embedding.result()
+        embedded = started + embed_seconds
         per_wording = (
             [self._dense(v, candidates, also) for v in vectors] if self.mode != "bm25" else []
         )
@@ -189,7 +201,7 @@ class Retriever:
         return self._lexical.aliases.expansions(query)
 
     def _dense(
-        self, vector: np.ndarray, n: int, also: Sequence[str] = ()
+        self, vector: np.ndarray, n: int, also: dict[str, ChunkPassages]
     ) -> list[tuple[str, float]]:
         """The `n` best chunks by their passages: the mean of the chunk's best sentence's and best
         two-sentence window's cosine similarity.
@@ -199,13 +211,15 @@ class Retriever:
         sentence) on xquad-en-zh-dev, English questions over Chinese: MRR@10 0.869 -> 0.901.
         The store searches chunk vectors (one per chunk, not one per passage: a corpus of 100k
         chunks holds 100k searched vectors, not 2M), and the passages of the best
-        `_CHUNKS_PER_CANDIDATE * n` found, and of the chunks in `also` (BM25's), rank them.
+        `_CHUNKS_PER_CANDIDATE * n` found, and of the chunks in `also` (BM25's, passages read
+        already), rank them.
         On drcd-dev's 965 chunks (first 1,500 questions), MRR@10 with every chunk ranked by its
         passages 0.983; chunk vectors' best 100 0.980; with BM25's best 100 as well 0.982.
         """
         found = self._store.search_chunks(vector, _CHUNKS_PER_CANDIDATE * n)
-        ids = dict.fromkeys([*(chunk_id for chunk_id, _ in found), *also])
-        passages = self._store.passages_of(list(ids))
+        passages = also | self._store.passages_of(
+            [chunk_id for chunk_id, _ in found if chunk_id not in also]
+        )
         scored = {
             chunk_id: (
                 _best_similarity(own.sentence_vectors, vector)
@@ -250,6 +264,13 @@ class Retriever:
                 strict=True,
             )
         ]
+
+
+def _timed(call: Callable[[_T], np.ndarray], argument: _T) -> tuple[np.ndarray, float]:
+    """What `call(argument)` returns, and the seconds it took."""
+    started = time.perf_counter()
+    result = call(argument)
+    return result, time.perf_counter() - started
 
 
 def _best_similarity(vectors: np.ndarray, query: np.ndarray) -> float:

@@ -31,6 +31,7 @@ from index.chroma import ChromaConnection
 from index.chunking import Chunk
 from index.coordination import writer_lock
 from index.errors import ConfigError
+from index.lexical import LexicalSource
 from index.passage_codec import pack_passages, unpack_passages
 from index.records import ChunkPassages, PassageKind, PassageRecord, StoredArticle, StoredChunk
 from index.store_errors import (
@@ -229,7 +230,15 @@ class ChunkStore:
 
     def live_chunk_ids(self) -> list[str]:
         """The chunks of every live article version, in a stable order."""
-        return sorted(c for stored in self.manifests().values() for c in stored.chunk_ids)
+        return sorted(self.live_versions())
+
+    def live_versions(self) -> dict[str, str]:
+        """The chunks of every live article version, each with its version's content hash."""
+        return {
+            chunk_id: stored.content_hash
+            for stored in self.manifests().values()
+            for chunk_id in stored.chunk_ids
+        }
 
     def chunk_ids(self) -> list[str]:
         """Every stored chunk id, live or not."""
@@ -239,25 +248,24 @@ class ChunkStore:
         """Every stored passage id, live or not."""
         return [passage for page in self._pages(self._passages, []) for passage in page["ids"]]
 
-    def texts(self, chunk_ids: Sequence[str]) -> tuple[list[str], list[str], list[NameMentions]]:
-        """These chunks' ids, their titles plus texts and the names tagged in those when they
-        were written: what the lexical index is built from. A chunk written before names were
-        stored with it is tagged now."""
-        ids: list[str] = []
-        texts: list[str] = []
-        mentions: list[NameMentions] = []
-        for batch in self._batches(chunk_ids):
+    def lexical_sources(self, live: dict[str, str]) -> list[LexicalSource]:
+        """What the lexical index reads of these chunks (id -> article version): their titles
+        plus texts and the names tagged in those when they were written. A chunk written before
+        names were stored with it is tagged now."""
+        sources: list[LexicalSource] = []
+        for batch in self._batches(list(live)):
             page = self._guarded(
                 lambda batch=batch: self._collection.get(
                     ids=batch, include=["documents", "metadatas"]
                 )
             )
-            ids.extend(page["ids"])
-            for document, metadata in zip(page["documents"], page["metadatas"], strict=True):
+            for chunk_id, document, metadata in zip(
+                page["ids"], page["documents"], page["metadatas"], strict=True
+            ):
                 text = f"{metadata.get('title', '')}\n{document}"
-                texts.append(text)
-                mentions.append(_stored_mentions(metadata, text))
-        return ids, texts, mentions
+                mentions = _stored_mentions(metadata, text)
+                sources.append(LexicalSource(chunk_id, text, mentions, live[chunk_id]))
+        return sources
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
         """Chunks by id (score 0: the caller knows why it asked for them)."""

@@ -69,7 +69,7 @@ def test_ask_prints_answer_and_sources(seed_articles, capsys):
     assert "2025-12-11" in out
 
 
-# What a warm `ask` with the bundled model never imports: building BM25 (bm25s and the SciPy it
+# What a warm `ask` with the bundled model never imports: the reference BM25 (bm25s and the SciPy it
 # imports), torch and sentence-transformers, the Hugging Face cache lookup (no model cached),
 # the writer's article parsers and file lock, discord.py.
 _NOT_FOR_ASKING = (

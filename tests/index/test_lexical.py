@@ -1,11 +1,17 @@
 import bm25s
+import numpy as np
+import pytest
 
-from index.lexical import (
-    LexicalIndex,
-    fingerprint,
-    lexical_tokens,
-    window_overlap,
-)
+from index.aliases import name_mentions
+from index.lexical import LexicalIndex, LexicalSource, lexical_tokens, window_overlap
+
+
+def built(texts: dict[str, str], version: str = "v1") -> LexicalIndex:
+    return LexicalIndex.build(sources(texts, version))
+
+
+def sources(texts: dict[str, str], version: str = "v1") -> list[LexicalSource]:
+    return [LexicalSource(c, text, name_mentions(text), version) for c, text in texts.items()]
 
 
 def test_chinese_is_folded_to_simplified_and_cut_into_bigrams():
@@ -22,9 +28,12 @@ def test_mixed_text_keeps_order_and_lone_characters():
 
 
 def test_search_ranks_exact_terms_and_ignores_unknown_words(tmp_path):
-    index = LexicalIndex.build(
-        ["seed", "sanskrit", "bread"],
-        ["TBD 團隊擷取 Gemma 與通義千問", "梵語的學術研究由德國學者開創", "台北麵包店得獎"],
+    index = built(
+        {
+            "seed": "TBD 團隊擷取 Gemma 與通義千問",
+            "sanskrit": "梵語的學術研究由德國學者開創",
+            "bread": "台北麵包店得獎",
+        }
     )
     assert index.search("Which models did TBD distill? 通义千问", 3)[0][0] == "seed"
     assert index.search("梵语研究", 3)[0][0] == "sanskrit"
@@ -33,7 +42,7 @@ def test_search_ranks_exact_terms_and_ignores_unknown_words(tmp_path):
     index.save(tmp_path / "bm25")
     loaded = LexicalIndex.load(tmp_path / "bm25")
     assert loaded is not None
-    assert loaded.fingerprint == fingerprint(["bread", "sanskrit", "seed"])
+    assert sorted(loaded.chunk_ids) == ["bread", "sanskrit", "seed"]
     assert loaded.search("麵包", 3)[0][0] == "bread"
 
 
@@ -45,7 +54,7 @@ def test_missing_or_broken_saved_index_loads_as_none(tmp_path):
 
 
 def test_an_empty_index_answers_nothing():
-    assert LexicalIndex.build([], []).search("anything", 5) == []
+    assert LexicalIndex.build([]).search("anything", 5) == []
 
 
 def test_window_overlap_wants_the_question_words_in_one_place():
@@ -60,14 +69,14 @@ def test_window_overlap_wants_the_question_words_in_one_place():
 
 def test_equal_scores_rank_in_chunk_id_order_whatever_order_the_chunks_came_in():
     texts = {"b": "Avocado 模型", "a": "Avocado 模型", "c": "Avocado 模型"}
-    forward = LexicalIndex.build(list(texts), list(texts.values()))
-    backward = LexicalIndex.build(list(reversed(texts)), list(reversed(texts.values())))
+    forward = built(texts)
+    backward = built(dict(reversed(texts.items())))
     assert [hit for hit, _ in forward.search("Avocado", 2)] == ["a", "b"]
     assert backward.search("Avocado", 3) == forward.search("Avocado", 3)
 
 
 def test_the_alias_table_is_built_and_saved_with_the_index(tmp_path):
-    index = LexicalIndex.build(["qwen"], ["阿里巴巴的通義千問（Qwen）模型也在其中。"])
+    index = built({"qwen": "阿里巴巴的通義千問（Qwen）模型也在其中。"})
     assert "通义千问" in index.aliases.expansions("Is Qwen used?")
     index.save(tmp_path / "bm25")
     loaded = LexicalIndex.load(tmp_path / "bm25")
@@ -81,7 +90,7 @@ def test_scores_are_those_of_bm25s_own_search():
         "b": "The Avocado model is closed; Meta's TBD Lab trains it on Gemma outputs.",
         "c": "台北的麵包店以酪梨（avocado）吐司得獎。",
     }
-    index = LexicalIndex.build(list(texts), list(texts.values()))
+    index = built(texts)
     vocabulary: dict[str, int] = {}
     corpus = [
         [vocabulary.setdefault(t, len(vocabulary)) for t in lexical_tokens(text)]
@@ -91,6 +100,69 @@ def test_scores_are_those_of_bm25s_own_search():
     model.index(bm25s.tokenization.Tokenized(ids=corpus, vocab=vocabulary), show_progress=False)
     query = "Avocado avocado 模型 Gemma"
     expected = model.get_scores([vocabulary[t] for t in lexical_tokens(query) if t in vocabulary])
-    assert dict(index.search(query, 3)) == {
-        chunk_id: float(score) for chunk_id, score in zip(texts, expected, strict=True)
-    }
+    assert dict(index.search(query, 3)) == pytest.approx(
+        {chunk_id: float(score) for chunk_id, score in zip(texts, expected, strict=True)},
+        rel=1e-6,
+    )
+
+
+CORPUS = {
+    "a": "TBD Lab 訓練 Avocado，擷取 Gemma 與 Qwen 的能力。",
+    "b": "The Avocado model is closed; Meta's TBD Lab trains it.",
+    "c": "台北的麵包店以酪梨（avocado）吐司得獎。",
+    "d": "梵語的學術研究由德國學者開創。",
+    "e": "馬祖列島由36個島嶼組成，冬季多霧。",
+}
+QUERIES = ["Avocado 模型", "梵语研究", "麵包 avocado", "TBD Lab Gemma", "島嶼 冬季", "Qwen"]
+
+
+def results(index: LexicalIndex) -> list:
+    return [index.search(query, 4) for query in QUERIES]
+
+
+def test_an_update_equals_a_build_of_the_new_chunks():
+    """Chunks removed, added and changed (same id, new article version): the updated index
+    ranks and scores as one built from scratch, and tokenizes only what changed."""
+    before = built(CORPUS)
+    after = {key: text for key, text in CORPUS.items() if key != "d"}
+    after["f"] = "Avocado 的訓練擷取了 Gemma 與 Qwen。"
+    after["c"] = "台北的麵包店改以芒果（mango）吐司得獎。"
+    live = {key: "v2" if key == "c" else "v1" for key in after}
+    assert sorted(before.missing(live)) == ["c", "f"]
+    fresh = [
+        LexicalSource(key, after[key], name_mentions(after[key]), live[key]) for key in ("c", "f")
+    ]
+    updated = before.updated(live, fresh)
+    rebuilt = LexicalIndex.build(
+        [LexicalSource(k, t, name_mentions(t), live[k]) for k, t in after.items()]
+    )
+    assert sorted(updated.chunk_ids) == sorted(after)
+    for got, want in zip(results(updated), results(rebuilt), strict=True):
+        assert [hit for hit, _ in got] == [hit for hit, _ in want]
+        assert [score for _, score in got] == pytest.approx([s for _, s in want], rel=1e-6)
+    assert updated.coverage("梵语") == 0.0, "a token no chunk holds any more is gone"
+    assert updated.aliases.expansions("Is Mango sold?") == ["芒果"]
+    assert updated.aliases.expansions("Is Avocado sold?") == []
+
+
+def test_an_update_needs_exactly_the_chunks_it_lacks():
+    index = built(CORPUS)
+    live = {key: "v1" for key in CORPUS} | {"new": "v1"}
+    with pytest.raises(ValueError, match="exactly the chunks"):
+        index.updated(live, [])
+    assert index.updated({key: "v1" for key in CORPUS}, []) is index
+
+
+def test_an_updated_index_survives_saving_and_updates_again(tmp_path):
+    index = built(CORPUS)
+    index.save(tmp_path / "g1")
+    loaded = LexicalIndex.load(tmp_path / "g1")
+    assert loaded is not None
+    assert results(loaded) == results(index)
+    live = {key: "v1" for key in CORPUS if key != "a"}
+    again = loaded.updated(live, [])
+    assert "a" not in again.chunk_ids
+    assert np.isclose(
+        again.search("TBD Lab", 3)[0][1],
+        built({k: t for k, t in CORPUS.items() if k != "a"}).search("TBD Lab", 3)[0][1],
+    )

@@ -122,21 +122,29 @@ def test_a_no_op_reindex_publishes_nothing_and_rebuilds_no_bm25(corpus, folder, 
     corpus.sync([folder])
     first = corpus.generation()
     assert first >= 1
-    builds: list[int] = []
-    build = LexicalIndex.build
-    monkeypatch.setattr(
-        LexicalIndex, "build", classmethod(lambda cls, *a: builds.append(1) or build(*a))
-    )
+    tokenized: list[str] = []
+    updated = LexicalIndex.updated
+
+    def counting(self, live, added):
+        tokenized.extend(source.chunk_id for source in added)
+        return updated(self, live, added)
+
+    monkeypatch.setattr(LexicalIndex, "updated", counting)
 
     again = corpus.sync([folder])
     corpus.retriever(retrieval_config()).retrieve(AVOCADO_QUESTION, 3)
 
     assert again.chunks_embedded == 0
     assert corpus.generation() == first
-    assert builds == [], "BM25 is cached per generation"
+    assert tokenized == [], "BM25 is cached per generation"
     (folder / "vr.md").write_text("---\ntitle: VR\n---\nThe VR budget grows.", encoding="utf-8")
     corpus.sync([folder])
     assert corpus.generation() == first + 1
+    store = corpus.store()
+    store.open_for_reading()
+    assert tokenized == list(store.stored_articles()["vr.md"].chunk_ids), "only what changed"
+    hits = corpus.retriever(retrieval_config(mode="bm25")).retrieve("VR budget grows", 1)
+    assert hits.chunks[0].article_id == "vr.md"
 
 
 def test_a_reader_whose_cache_is_gone_rebuilds_bm25_from_chroma(corpus, folder, tmp_path):
