@@ -123,13 +123,13 @@ class _Postings:
         )
 
     def updated(
-        self, keep: np.ndarray, added: Sequence[dict[int, int]], tokens: int
+        self, keep: np.ndarray, added: Sequence[tuple[np.ndarray, np.ndarray]], tokens: int
     ) -> tuple[_Postings, np.ndarray]:
-        """These postings without the chunks `keep` is False for and with `added` (term counts
-        by token id) as new chunks after the kept ones, over `tokens` token ids; tokens no
-        chunk holds any more are dropped. Returns the postings and each old token id's new id
-        (-1 when dropped). Linear in the postings (no sort of them), so a small change to a
-        large corpus costs a pass over its arrays, not a rebuild."""
+        """These postings without the chunks `keep` is False for and with `added` (distinct
+        token ids and their counts) as new chunks after the kept ones, over `tokens` token ids;
+        tokens no chunk holds any more are dropped. Returns the postings and each old token
+        id's new id (-1 when dropped). Linear in the postings (no sort of them), so a small
+        change to a large corpus costs a pass over its arrays, not a rebuild."""
         renumbered = np.cumsum(keep, dtype=np.int64) - 1
         entry_token = np.repeat(
             np.arange(len(self.indptr) - 1, dtype=np.int32), np.diff(self.indptr)
@@ -149,20 +149,22 @@ class _Postings:
         new_ids = np.where(present, np.cumsum(present) - 1, -1)
         indptr = np.concatenate([[0], np.cumsum(frequency[present])]).astype(np.int64)
         lengths = np.concatenate(
-            [self.lengths[keep], [sum(chunk.values()) for chunk in added]]
+            [self.lengths[keep], [int(counts.sum()) for _, counts in added]]
         ).astype(np.int32)
         return _Postings(counts, indices, indptr, lengths), new_ids
 
 
 def _entries(
-    chunks: Sequence[dict[int, int]], first: int
+    chunks: Sequence[tuple[np.ndarray, np.ndarray]], first: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(token, chunk index, count) of every token of these chunks, numbered from `first`,
-    sorted by token then chunk."""
-    tokens = np.fromiter((t for chunk in chunks for t in chunk), np.int32)
-    counts = np.fromiter((c for chunk in chunks for c in chunk.values()), np.int64)
+    """(token, chunk index, count) of every token of these chunks (their distinct token ids
+    and counts), numbered from `first`, sorted by token then chunk."""
+    if not chunks:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.uint16)
+    tokens = np.concatenate([ids for ids, _ in chunks]).astype(np.int32)
+    counts = np.concatenate([counts for _, counts in chunks])
     indices = np.repeat(
-        np.arange(first, first + len(chunks), dtype=np.int32), [len(c) for c in chunks]
+        np.arange(first, first + len(chunks), dtype=np.int32), [len(ids) for ids, _ in chunks]
     )
     order = np.argsort(tokens, kind="stable")
     return tokens[order], indices[order], np.minimum(counts[order], 65535).astype(np.uint16)
@@ -233,12 +235,12 @@ class LexicalIndex:
             return self
         vocabulary = dict(self._vocabulary)
         counts = []
-        for source in added:
-            chunk: dict[int, int] = {}
-            for token in lexical_tokens(source.text):
-                token_id = vocabulary.setdefault(token, len(vocabulary))
-                chunk[token_id] = chunk.get(token_id, 0) + 1
-            counts.append(chunk)
+        for source in added:  # as arrays: a corpus's postings as dicts would take gigabytes
+            ids = [
+                vocabulary.setdefault(token, len(vocabulary))
+                for token in lexical_tokens(source.text)
+            ]
+            counts.append(np.unique(np.array(ids, dtype=np.int32), return_counts=True))
         postings, new_ids = self._postings.updated(keep, counts, len(vocabulary))
         vocabulary = {
             token: int(new_ids[token_id])
