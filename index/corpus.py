@@ -241,13 +241,11 @@ class Corpus:
         if saved is not None and not saved.missing(live) and len(saved.chunk_ids) == len(live):
             return saved
         base = saved or self._earlier_lexical_index(folder) or LexicalIndex.build([])
-        sources = store.lexical_sources(
-            {chunk_id: live[chunk_id] for chunk_id in base.missing(live)}
-        )
+        lacking = base.missing(live)
+        sources = store.lexical_sources({chunk_id: live[chunk_id] for chunk_id in lacking})
         # A chunk a manifest names but Chroma lacks (a damaged store) is left out, as before.
-        read = {source.chunk_id for source in sources}
-        missing = set(base.missing(live)) - read
-        built = base.updated({c: v for c, v in live.items() if c not in missing}, sources)
+        unread = set(lacking) - {source.chunk_id for source in sources}
+        built = base.updated({c: v for c, v in live.items() if c not in unread}, sources)
         try:
             built.save(folder)
             for other in folder.parent.iterdir():
