@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -263,8 +264,11 @@ class LexicalIndex:
         return zip(self._chunk_ids, self._versions, strict=True)
 
     def save(self, folder: Path) -> None:
+        """Two files, tied by a token both hold: a save killed between them (or over an older
+        save in the same folder) leaves a pair that does not load, never a mismatched one."""
         folder.mkdir(parents=True, exist_ok=True)
         postings = self._postings
+        token = uuid.uuid4().hex
         np.savez(
             folder / _POSTINGS_FILE,
             counts=postings.counts,
@@ -272,9 +276,11 @@ class LexicalIndex:
             indptr=postings.indptr,
             lengths=postings.lengths,
             chinese=self._chinese,
+            token=np.array(token),
         )
         meta = {
             "format": _CACHE_VERSION,
+            "token": token,
             "chunk_ids": self._chunk_ids,
             "versions": self._versions,
             "mentions": [mentions.to_text() for mentions in self._mentions],
@@ -295,6 +301,8 @@ class LexicalIndex:
                     saved["counts"], saved["indices"], saved["indptr"], saved["lengths"]
                 )
                 chinese = saved["chinese"]
+                if str(saved["token"]) != meta["token"]:
+                    return None
             sources = [
                 LexicalSource(chunk_id, "", NameMentions.from_text(mentions), version)
                 for chunk_id, version, mentions in zip(

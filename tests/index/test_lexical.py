@@ -166,3 +166,11 @@ def test_an_updated_index_survives_saving_and_updates_again(tmp_path):
         again.search("TBD Lab", 3)[0][1],
         built({k: t for k, t in CORPUS.items() if k != "a"}).search("TBD Lab", 3)[0][1],
     )
+
+
+def test_a_save_killed_between_its_two_files_does_not_load(tmp_path):
+    built(CORPUS).save(tmp_path / "g1")
+    postings = (tmp_path / "g1" / "postings.npz").read_bytes()
+    built({key: f"另一篇文章 {key}" for key in CORPUS}).save(tmp_path / "g1")  # as many chunks
+    (tmp_path / "g1" / "postings.npz").write_bytes(postings)  # the new meta beside old postings
+    assert LexicalIndex.load(tmp_path / "g1") is None
