@@ -285,7 +285,7 @@ def _snapshot(engine: Engine) -> dict[str, object]:
     store = corpus.store()
     store.open_for_reading()
     # Every chunk physically stored (a kill's leftovers included), not only the live ones.
-    sources = store.lexical_sources(dict.fromkeys(store.chunk_ids(), ""))
+    sources = list(store.lexical_sources(dict.fromkeys(store.chunk_ids(), "")))
     ids, texts = [s.chunk_id for s in sources], [s.text for s in sources]
     chunks = store.get(ids)
     snapshot: dict[str, object] = {

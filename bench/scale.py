@@ -15,7 +15,8 @@ Per corpus size and mode it prints: vectors stored, disk size, build time and in
 no-op reindex seconds (zero embeddings, checked), retrieval and full extractive `ask` p50/p95
 (medians of `--runs` passes; wall and CPU time, since the machine may be shared), peak RSS of
 the reader process and of the Chroma server, and the time from starting a reader process to
-its first answer. Targets are printed beside them. Server mode runs
+its first answer, and how much longer its local copy of the passages took to fill (the timed
+passes read passages from it). Targets are printed beside them. Server mode runs
 `chroma run --path <dir> --host 127.0.0.1 --port <free>` and stops it; `--server-store share`
 serves the directory embedded mode built instead of indexing a second store through it.
 
@@ -93,6 +94,16 @@ def answerer_never_abstaining(engine: Engine, retriever: Any) -> AnswerPipeline:
         max_question_chars=settings.max_question_chars,
         condenser=engine.condenser(),
     )
+
+
+def wait_for_passage_copy(retriever: Any) -> float:
+    """Seconds until the reader's local copy of the passages is filled (a new host fills it in
+    the background while answering from Chroma); timings after it read passages locally."""
+    replica = retriever._store.replica
+    started = time.perf_counter()
+    if replica is not None:
+        replica.wait()
+    return time.perf_counter() - started
 
 
 def stored_vectors(engine: Engine) -> dict[str, int]:
@@ -441,6 +452,7 @@ def worker_read(job: dict[str, Any]) -> dict[str, Any]:
     top_k = engine.settings.top_k
     server = job.get("server_pid")
     result: dict[str, Any] = {"first_answer_s": first_answer_s}
+    result["passage_copy_wait_s"] = wait_for_passage_copy(retriever)
     abstained: list[bool] = []
 
     def retrieve(question: str) -> None:
@@ -623,6 +635,11 @@ def print_table(columns: list[Column]) -> None:
     )
     row("indexer peak RSS (MB)", [f"{c.noop['peak_rss_mb']:,.0f}" for c in columns])
     row("first answer after start (s)", [f"{c.read['first_answer_s']:.1f}" for c in columns])
+    row(
+        "passage copy filled after (s)",
+        [f"{c.read['passage_copy_wait_s']:.1f}" for c in columns],
+        "0 on a host that has it",
+    )
 
 
 # ------------------------------------------------------------------------------------ main --

@@ -5,7 +5,8 @@ A corpus is one logical collection. Readers use the physical version its live po
 lock), updates the live version in place or, for a full rebuild, builds `<name>--g<N>` beside
 it, and publishes a new generation when it is done. BM25 is cached in the data directory per
 physical version and generation, and brought up to date from the chunk texts in Chroma: only
-chunks the last cache lacks are read and tokenized.
+chunks the last cache lacks are read and tokenized. The live chunks' passages are copied to the
+data directory the same way (`index.passage_replica`), so a question reads them locally.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from index.chunking import ChunkingConfig
 from index.coordination import LivePointer, MetaStore, WriterLease, published_here, writer_lock
 from index.embedding import Embedder
 from index.lexical import LexicalIndex
+from index.passage_replica import PassageReplica, replica_path
 from index.reranking import Reranker
 from index.retrieval import RetrievalConfig, Retriever
 from index.store import (
+    INDEX_FORMAT,
     ChunkStore,
     EmbedderMismatchError,
     IndexMissingError,
@@ -225,7 +228,26 @@ class Corpus:
         store.open_for_reading()
         lexical = self._lexical_index(store, pointer.generation)
         store.live = frozenset(lexical.chunk_ids)
+        store.replica = self._passage_replica(store)
         return Retriever(self.embedder, store, lexical, config, reranker=reranker)
+
+    def _passage_replica(self, store: ChunkStore) -> PassageReplica | None:
+        """This host's copy of the live chunks' passages, brought up to date from Chroma (only
+        chunks it lacks are read); None when the data directory cannot hold it."""
+        path = replica_path(
+            self._connection.data_dir / "passages",
+            self.collection,
+            self.embedder.identity,
+            INDEX_FORMAT,
+        )
+        replica = PassageReplica.shared(path)
+        with suppress(OSError):  # copies another embedder or format wrote
+            for other in path.parent.iterdir():
+                if not other.name.startswith(path.name):
+                    other.unlink(missing_ok=True)
+        if replica is not None and store.live is not None:
+            replica.fill(sorted(store.live), store.packed_passages)
+        return replica
 
     def _lexical_folder(self, physical: str, generation: int) -> Path:
         return self._connection.data_dir / "lexical" / self.collection / f"{physical}-g{generation}"
@@ -242,10 +264,9 @@ class Corpus:
             return saved
         base = saved or self._earlier_lexical_index(folder) or LexicalIndex.build([])
         lacking = base.missing(live)
-        sources = store.lexical_sources({chunk_id: live[chunk_id] for chunk_id in lacking})
-        # A chunk a manifest names but Chroma lacks (a damaged store) is left out, as before.
-        unread = set(lacking) - {source.chunk_id for source in sources}
-        built = base.updated({c: v for c, v in live.items() if c not in unread}, sources)
+        # Streamed: the texts are tokenized a page at a time and not kept. A chunk a manifest
+        # names but Chroma lacks (a damaged store) is left out.
+        built = base.updated(live, store.lexical_sources({c: live[c] for c in lacking}))
         try:
             built.save(folder)
             for other in folder.parent.iterdir():

@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,26 +222,34 @@ class LexicalIndex:
         held = dict(zip(self._chunk_ids, self._versions, strict=True))
         return [chunk_id for chunk_id, version in live.items() if held.get(chunk_id) != version]
 
-    def updated(self, live: dict[str, str], added: Sequence[LexicalSource]) -> LexicalIndex:
+    def updated(self, live: dict[str, str], added: Iterable[LexicalSource]) -> LexicalIndex:
         """The index of the chunks `live` names (id -> article version): those this index holds
-        at that version are kept as they are, the others (`missing(live)`, whose sources are
-        `added`) tokenized; the rest dropped."""
+        at that version are kept as they are, the others (`missing(live)`) tokenized from
+        `added`, read one at a time and not kept (a corpus's texts need not fit in memory); a
+        missing chunk `added` lacks (a damaged store) is left out; the rest dropped."""
         keep = np.array(
             [live.get(chunk_id) == version for chunk_id, version in self._held()], dtype=bool
         )
         wanted = set(self.missing(live))
-        if {source.chunk_id for source in added} != wanted or len(added) != len(wanted):
-            raise ValueError("the added sources must be exactly the chunks this index lacks")
-        if not added and keep.all():
-            return self
         vocabulary = dict(self._vocabulary)
-        counts = []
-        for source in added:  # as arrays: a corpus's postings as dicts would take gigabytes
+        counts, fresh, chinese = [], [], []
+        for source in added:
+            if source.chunk_id not in wanted:
+                raise ValueError(
+                    f"{source.chunk_id} is not a chunk this index lacks, or came twice"
+                )
+            wanted.discard(source.chunk_id)
             ids = [
                 vocabulary.setdefault(token, len(vocabulary))
                 for token in lexical_tokens(source.text)
             ]
-            counts.append(np.unique(np.array(ids, dtype=np.int32), return_counts=True))
+            # As small arrays: a corpus's postings as dicts would take gigabytes.
+            tokens, repeats = np.unique(np.array(ids, dtype=np.int32), return_counts=True)
+            counts.append((tokens, repeats.astype(np.uint16)))
+            chinese.append(writes_chinese(source.text))
+            fresh.append(LexicalSource(source.chunk_id, "", source.mentions, source.version))
+        if not fresh and keep.all():
+            return self
         postings, new_ids = self._postings.updated(keep, counts, len(vocabulary))
         vocabulary = {
             token: int(new_ids[token_id])
@@ -255,10 +263,8 @@ class LexicalIndex:
             )
             if held
         ]
-        chinese = np.concatenate(
-            [self._chinese[keep], [writes_chinese(source.text) for source in added]]
-        ).astype(bool)
-        return LexicalIndex([*kept, *added], postings, vocabulary, chinese)
+        flags = np.concatenate([self._chinese[keep], np.array(chinese, dtype=bool)]).astype(bool)
+        return LexicalIndex([*kept, *fresh], postings, vocabulary, flags)
 
     def _held(self) -> Iterator[tuple[str, str]]:
         return zip(self._chunk_ids, self._versions, strict=True)

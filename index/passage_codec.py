@@ -33,8 +33,22 @@ def pack_passages(passages: Sequence[PassageRecord], vectors: np.ndarray) -> dic
 
 def unpack_passages(metadata: dict[str, Any]) -> ChunkPassages:
     """The `ChunkPassages` that `pack_passages` packed."""
-    offsets = [int(value) for value in str(metadata["spans"]).split(",") if value]
-    spans = tuple(zip(offsets[0::2], offsets[1::2], strict=True))
-    rows = np.frombuffer(base64.b64decode(str(metadata["vectors"])), dtype="<f2")
-    rows = rows.reshape(-1, int(metadata["dimension"])).astype(np.float32)
-    return ChunkPassages(spans, rows[: len(spans)], rows[len(spans) :])
+    return decode_passages(*packed_fields(metadata))
+
+
+def packed_fields(metadata: dict[str, Any]) -> tuple[str, int, bytes]:
+    """What a packed record holds, as stored elsewhere (`index.passage_replica`): the spans,
+    the dimension and the raw float16 rows."""
+    return (
+        str(metadata["spans"]),
+        int(metadata["dimension"]),
+        base64.b64decode(str(metadata["vectors"])),
+    )
+
+
+def decode_passages(spans: str, dimension: int, vectors: bytes) -> ChunkPassages:
+    """The `ChunkPassages` of packed fields: sentences' rows first, then windows'."""
+    offsets = [int(value) for value in spans.split(",") if value]
+    pairs = tuple(zip(offsets[0::2], offsets[1::2], strict=True))
+    rows = np.frombuffer(vectors, dtype="<f2").reshape(-1, dimension).astype(np.float32)
+    return ChunkPassages(pairs, rows[: len(pairs)], rows[len(pairs) :])

@@ -33,6 +33,7 @@ from index.coordination import writer_lock
 from index.errors import ConfigError
 from index.lexical import LexicalSource
 from index.passage_codec import pack_passages, unpack_passages
+from index.passage_replica import PassageReplica
 from index.records import ChunkPassages, PassageKind, PassageRecord, StoredArticle, StoredChunk
 from index.store_errors import (
     EmbedderMismatchError,
@@ -117,6 +118,8 @@ class ChunkStore:
         self._passage_cache: OrderedDict[str, ChunkPassages] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.live: frozenset[str] | None = None
+        # This host's copy of the passages, read before Chroma (set by the reader).
+        self.replica: PassageReplica | None = None
 
     @property
     def collection_names(self) -> tuple[str, str, str]:
@@ -248,11 +251,11 @@ class ChunkStore:
         """Every stored passage id, live or not."""
         return [passage for page in self._pages(self._passages, []) for passage in page["ids"]]
 
-    def lexical_sources(self, live: dict[str, str]) -> list[LexicalSource]:
-        """What the lexical index reads of these chunks (id -> article version): their titles
-        plus texts and the names tagged in those when they were written. A chunk written before
-        names were stored with it is tagged now."""
-        sources: list[LexicalSource] = []
+    def lexical_sources(self, live: dict[str, str]) -> Iterator[LexicalSource]:
+        """What the lexical index reads of these chunks (id -> article version), a page at a
+        time: their titles plus texts and the names tagged in those when they were written. A
+        chunk written before names were stored with it is tagged now; a chunk Chroma lacks is
+        left out."""
         for batch in self._batches(list(live)):
             page = self._guarded(
                 lambda batch=batch: self._collection.get(
@@ -264,8 +267,7 @@ class ChunkStore:
             ):
                 text = f"{metadata.get('title', '')}\n{document}"
                 mentions = _stored_mentions(metadata, text)
-                sources.append(LexicalSource(chunk_id, text, mentions, live[chunk_id]))
-        return sources
+                yield LexicalSource(chunk_id, text, mentions, live[chunk_id])
 
     def get(self, chunk_ids: Sequence[str]) -> dict[str, StoredChunk]:
         """Chunks by id (score 0: the caller knows why it asked for them)."""
@@ -393,16 +395,27 @@ class ChunkStore:
         missing = list(dict.fromkeys(c for c in chunk_ids if c not in found))
         if not missing:
             return found
-        page = self._guarded(lambda: self._passages.get(ids=missing, include=["metadatas"]))
-        read = {
-            chunk_id: unpack_passages(metadata)
-            for chunk_id, metadata in zip(page["ids"], page["metadatas"], strict=True)
-        }
+        read = self.replica.get(missing) if self.replica is not None else {}
+        if len(read) < len(missing):
+            lacking = [chunk_id for chunk_id in missing if chunk_id not in read]
+            read |= {
+                chunk_id: unpack_passages(metadata) for chunk_id, metadata in self._packed(lacking)
+            }
         with self._cache_lock:
             self._passage_cache.update(read)
             while len(self._passage_cache) > _PASSAGE_CACHE:
                 self._passage_cache.popitem(last=False)
         return found | read
+
+    def packed_passages(self, chunk_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(chunk id, packed passages) of these chunks, a page at a time (what a passage copy
+        is filled from); chunks without a passage record are left out."""
+        for batch in self._batches(chunk_ids):
+            yield from self._packed(batch)
+
+    def _packed(self, chunk_ids: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        page = self._guarded(lambda: self._passages.get(ids=chunk_ids, include=["metadatas"]))
+        yield from zip(page["ids"], page["metadatas"], strict=True)
 
     def compatibility_problem(self) -> StoreError | None:
         """Why this store cannot be used with the configured embedder, or None."""

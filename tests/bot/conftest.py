@@ -14,7 +14,7 @@ from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_llm import FakeLLM
 
 FAKE_MODEL = "fake-model-7b"
-FAKE_API_KEY = "sk-test-0123456789abcdef"
+FAKE_API_KEY = "sk-fakeQ7vX2mLw9RzK4tJp"  # shares no 6-character run with a test path
 
 
 @pytest.fixture(scope="session")

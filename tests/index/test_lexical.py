@@ -145,12 +145,17 @@ def test_an_update_equals_a_build_of_the_new_chunks():
     assert updated.aliases.expansions("Is Avocado sold?") == []
 
 
-def test_an_update_needs_exactly_the_chunks_it_lacks():
+def test_an_update_takes_only_chunks_it_lacks_and_leaves_out_those_not_given():
     index = built(CORPUS)
     live = {key: "v1" for key in CORPUS} | {"new": "v1"}
-    with pytest.raises(ValueError, match="exactly the chunks"):
-        index.updated(live, [])
-    assert index.updated({key: "v1" for key in CORPUS}, []) is index
+    held = next(iter(CORPUS))
+    with pytest.raises(ValueError, match="not a chunk this index lacks"):
+        index.updated(live, [LexicalSource(held, CORPUS[held], name_mentions(""), "v1")])
+    twice = [LexicalSource("new", "梵语", name_mentions(""), "v1")] * 2
+    with pytest.raises(ValueError, match="came twice"):
+        index.updated(live, twice)
+    assert index.updated(live, []) is index, "a chunk the store lacks is left out"
+    assert index.updated(live, iter(twice[:1])).coverage("梵语") == 1.0
 
 
 def test_an_updated_index_survives_saving_and_updates_again(tmp_path):

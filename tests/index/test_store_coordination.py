@@ -126,6 +126,7 @@ def test_a_no_op_reindex_publishes_nothing_and_rebuilds_no_bm25(corpus, folder, 
     updated = LexicalIndex.updated
 
     def counting(self, live, added):
+        added = list(added)  # a stream, read once
         tokenized.extend(source.chunk_id for source in added)
         return updated(self, live, added)
 
