@@ -86,6 +86,8 @@ def _words(text: str, start: int, end: int) -> list[str]:
 # 6: term counts per chunk, updated in place; weights computed at search time.
 _CACHE_VERSION = "6"
 _POSTINGS_FILE = "postings.npz"
+# New chunks' postings are sorted into place this many chunks at a time.
+_BLOCK_CHUNKS = 4096
 # BM25's parameters (Lucene's, and bm25s's defaults, which the tests check scores against).
 _K1 = 1.5
 _B = 0.75
@@ -129,46 +131,64 @@ class _Postings:
         """These postings without the chunks `keep` is False for and with `added` (distinct
         token ids and their counts) as new chunks after the kept ones, over `tokens` token ids;
         tokens no chunk holds any more are dropped. Returns the postings and each old token
-        id's new id (-1 when dropped). Linear in the postings (no sort of them), so a small
-        change to a large corpus costs a pass over its arrays, not a rebuild."""
-        renumbered = np.cumsum(keep, dtype=np.int64) - 1
+        id's new id (-1 when dropped).
+
+        The result's arrays are allocated once and filled in place: kept entries by their rank
+        in their token's run, new ones a block of chunks at a time (a small stable sort each).
+        Linear in the postings, so a small change to a large corpus costs a pass over its
+        arrays, and a corpus built from scratch holds little beyond its final postings (100k
+        chunks, 40M entries: 0.6 GB at most, against 2.7 GB with one sort of everything)."""
         entry_token = np.repeat(
             np.arange(len(self.indptr) - 1, dtype=np.int32), np.diff(self.indptr)
         )
         kept = keep[self.indices] if len(self.indices) else np.zeros(0, bool)
         old_tokens = entry_token[kept]
-        old_indices = renumbered[self.indices[kept]].astype(np.int32)
-        old_counts = self.counts[kept]
-        first_new = int(keep.sum())
-        new_tokens, new_indices, new_counts = _entries(added, first_new)
-        at = np.searchsorted(old_tokens, new_tokens, side="right")
-        all_tokens = np.insert(old_tokens, at, new_tokens)
-        indices = np.insert(old_indices, at, new_indices)
-        counts = np.insert(old_counts, at, new_counts)
-        frequency = np.bincount(all_tokens, minlength=tokens)
+        del entry_token
+        old_frequency = np.bincount(old_tokens, minlength=tokens)
+        new_frequency = np.zeros(tokens, dtype=np.int64)
+        for ids, _ in added:
+            new_frequency[ids] += 1
+        frequency = old_frequency + new_frequency
+        starts = np.concatenate([[0], np.cumsum(frequency)[:-1]]).astype(np.int64)
+        total = int(frequency.sum())
+        indices = np.empty(total, dtype=np.int32)
+        counts = np.empty(total, dtype=np.uint16)
+        # Kept entries, already in token order: each to its token's start plus its rank.
+        old_starts = np.concatenate([[0], np.cumsum(old_frequency)[:-1]]).astype(np.int64)
+        rank = np.arange(len(old_tokens), dtype=np.int64) - old_starts[old_tokens]
+        at = starts[old_tokens] + rank
+        renumbered = (np.cumsum(keep, dtype=np.int64) - 1).astype(np.int32)
+        indices[at] = renumbered[self.indices[kept]]
+        counts[at] = self.counts[kept]
+        del rank, at, old_tokens
+        # New entries after them, chunk by chunk in order, so each token's chunks ascend.
+        cursor = starts + old_frequency
+        first = int(keep.sum())
+        for block in range(0, len(added), _BLOCK_CHUNKS):
+            part = added[block : block + _BLOCK_CHUNKS]
+            block_tokens = np.concatenate([ids for ids, _ in part]).astype(np.int64)
+            block_counts = np.concatenate([repeats for _, repeats in part])
+            block_chunks = np.repeat(
+                np.arange(first + block, first + block + len(part), dtype=np.int32),
+                [len(ids) for ids, _ in part],
+            )
+            order = np.argsort(block_tokens, kind="stable")
+            sorted_tokens = block_tokens[order]
+            distinct, run_starts, run_lengths = np.unique(
+                sorted_tokens, return_index=True, return_counts=True
+            )
+            ranks = np.arange(len(order), dtype=np.int64) - np.repeat(run_starts, run_lengths)
+            at = cursor[sorted_tokens] + ranks
+            indices[at] = block_chunks[order]
+            counts[at] = block_counts[order]
+            cursor[distinct] += run_lengths
         present = frequency > 0
         new_ids = np.where(present, np.cumsum(present) - 1, -1)
         indptr = np.concatenate([[0], np.cumsum(frequency[present])]).astype(np.int64)
         lengths = np.concatenate(
-            [self.lengths[keep], [int(counts.sum()) for _, counts in added]]
+            [self.lengths[keep], [int(repeats.sum()) for _, repeats in added]]
         ).astype(np.int32)
         return _Postings(counts, indices, indptr, lengths), new_ids
-
-
-def _entries(
-    chunks: Sequence[tuple[np.ndarray, np.ndarray]], first: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(token, chunk index, count) of every token of these chunks (their distinct token ids
-    and counts), numbered from `first`, sorted by token then chunk."""
-    if not chunks:
-        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.uint16)
-    tokens = np.concatenate([ids for ids, _ in chunks]).astype(np.int32)
-    counts = np.concatenate([counts for _, counts in chunks])
-    indices = np.repeat(
-        np.arange(first, first + len(chunks), dtype=np.int32), [len(ids) for ids, _ in chunks]
-    )
-    order = np.argsort(tokens, kind="stable")
-    return tokens[order], indices[order], np.minimum(counts[order], 65535).astype(np.uint16)
 
 
 class LexicalIndex:
@@ -245,7 +265,7 @@ class LexicalIndex:
             ]
             # As small arrays: a corpus's postings as dicts would take gigabytes.
             tokens, repeats = np.unique(np.array(ids, dtype=np.int32), return_counts=True)
-            counts.append((tokens, repeats.astype(np.uint16)))
+            counts.append((tokens, np.minimum(repeats, 65535).astype(np.uint16)))
             chinese.append(writes_chinese(source.text))
             fresh.append(LexicalSource(source.chunk_id, "", source.mentions, source.version))
         if not fresh and keep.all():

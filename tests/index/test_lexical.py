@@ -2,6 +2,7 @@ import bm25s
 import numpy as np
 import pytest
 
+from index import lexical
 from index.aliases import name_mentions
 from index.lexical import LexicalIndex, LexicalSource, lexical_tokens, window_overlap
 
@@ -179,3 +180,27 @@ def test_a_save_killed_between_its_two_files_does_not_load(tmp_path):
     built({key: f"另一篇文章 {key}" for key in CORPUS}).save(tmp_path / "g1")  # as many chunks
     (tmp_path / "g1" / "postings.npz").write_bytes(postings)  # the new meta beside old postings
     assert LexicalIndex.load(tmp_path / "g1") is None
+
+
+def test_postings_are_the_same_however_many_chunks_are_sorted_at_once(monkeypatch):
+    """A build or update sorts new chunks into place a block at a time: blocks of 7 chunks
+    give the arrays one block gives, and an update of them scores as a fresh build."""
+    words = ["avocado", "gemma", "qwen", "模型", "訓練", "島嶼", "冬季", "mango", "lab", "meta"]
+    rng = np.random.default_rng(5)
+    texts = {f"c{n:03d}": " ".join(rng.choice(words, rng.integers(1, 12))) for n in range(300)}
+    whole = built(texts)
+    monkeypatch.setattr(lexical, "_BLOCK_CHUNKS", 7)
+    blocks = built(texts)
+    for name in ("counts", "indices", "indptr", "lengths"):
+        assert np.array_equal(getattr(whole._postings, name), getattr(blocks._postings, name))
+
+    after = {key: text for n, (key, text) in enumerate(texts.items()) if n % 3}
+    after |= {f"n{n:03d}": " ".join(rng.choice(words, 5)) for n in range(40)}
+    live = dict.fromkeys(after, "v1")
+    updated = blocks.updated(live, sources({k: after[k] for k in blocks.missing(live)}))
+    monkeypatch.setattr(lexical, "_BLOCK_CHUNKS", 10**6)
+    rebuilt = built(after)
+    for query in ["avocado 模型", "qwen lab", "冬季 mango meta"]:
+        got, want = updated.search(query, 20), rebuilt.search(query, 20)
+        assert [score for _, score in got] == pytest.approx([s for _, s in want], rel=1e-6)
+        assert {hit for hit, _ in got} == {hit for hit, _ in want}
