@@ -43,13 +43,17 @@ CREATE TABLE IF NOT EXISTS passages (
     spans TEXT NOT NULL,
     dimension INTEGER NOT NULL,
     vectors BLOB NOT NULL
-) WITHOUT ROWID
+)
 """
+# Part of the file's name: a copy laid out otherwise is not opened. 2: a rowid table (rows of
+# 17 KB read three times faster than from a WITHOUT ROWID one, whose rows should be small).
+_LAYOUT = 2
 
 
 def replica_path(folder: Path, collection: str, embedder_identity: str, index_format: int) -> Path:
     """Where the copy of a collection's passages as this embedder and format wrote them lives."""
-    key = hashlib.sha256(f"{embedder_identity}\0{index_format}".encode()).hexdigest()[:16]
+    key = f"{embedder_identity}\0{index_format}\0{_LAYOUT}"
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
     return folder / collection / f"{key}.sqlite"
 
 
