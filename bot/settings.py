@@ -118,6 +118,12 @@ class Settings(BaseSettings):
             raise ValueError("LLM_MODEL must name the model to use with LLM_BASE_URL")
         return model
 
+    @property
+    def cache_dir(self) -> Path:
+        """What a process rebuilds when it is gone: converted models, background vectors, the
+        dictionary's table."""
+        return self.data_dir / "cache"
+
     @cached_property
     def embedder_spec(self) -> EmbedderSpec:
         """What embedder to build, as the index layer understands it."""
@@ -127,7 +133,7 @@ class Settings(BaseSettings):
             query_prompt=self.query_prompt,
             document_prompt=self.document_prompt,
             device=self.device,
-            cache_dir=self.data_dir / "cache",
+            cache_dir=self.cache_dir,
             endpoint=self._embedding_endpoint(),
         )
 

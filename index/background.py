@@ -10,16 +10,13 @@ best pair of adjacent sentences'), so that the two kinds of score compare.
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
 
+from index.cache_files import write_atomically
 from index.embedding import Embedder
-
-log = logging.getLogger(__name__)
 
 BACKGROUND_PASSAGES = (
     "明天北部天氣轉涼，早晚溫差大，請注意保暖。",
@@ -108,20 +105,10 @@ def _background_vectors(embedder: Embedder) -> tuple[np.ndarray, np.ndarray]:
             pass
     vectors = embedder.embed_documents([*BACKGROUND_PASSAGES, *windows])
     if path is not None:
-        _save(path, vectors)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vectors, dtype=np.float32))
+        write_atomically(path, buffer.getvalue(), "the background vectors")
     return vectors[: len(BACKGROUND_PASSAGES)], vectors[len(BACKGROUND_PASSAGES) :]
-
-
-def _save(path: Path, vectors: np.ndarray) -> None:
-    """Write atomically (a reader never sees half a file); a read-only cache only costs time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, np.asarray(vectors, dtype=np.float32))
-        os.replace(temporary, path)
-    except OSError as error:
-        log.warning("cannot cache the background vectors in %s: %s", path.parent, error)
 
 
 def _join(sentences: tuple[str, ...]) -> str:

