@@ -446,6 +446,7 @@ def worker_read(job: dict[str, Any]) -> dict[str, Any]:
     # Every timed pass asks questions of its own, none asked before: caches (the store keeps
     # recently read passages) help only as much as a stream of new questions lets them.
     first, *questions = job["questions"]
+    answerer.warm_up()  # as the bot does at start
     answerer.answer(first)
     per_pass = job["queries"]
     first_answer_s = time.time() - job["started"]

@@ -246,7 +246,7 @@ class Corpus:
                 if not other.name.startswith(path.name):
                     other.unlink(missing_ok=True)
         if replica is not None and store.live is not None:
-            replica.fill(sorted(store.live), store.packed_passages)
+            replica.fill(sorted(store.live), store.replica_rows)
         return replica
 
     def _lexical_folder(self, physical: str, generation: int) -> Path:

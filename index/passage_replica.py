@@ -1,11 +1,12 @@
-"""This host's copy of a corpus's packed passages, in one SQLite file.
+"""This host's copy of a corpus's chunks (text, metadata and packed passages), in one SQLite
+file.
 
-A question reads the passages of about 150 chunks (its dense and BM25 candidates). From Chroma
-that is a metadata read per record, and in server mode a few MB of JSON over HTTP: tens of ms
-at 100k chunks, hundreds when the page cache is cold. From a local table keyed by chunk id it
-is about a millisecond. Chunk ids are content-addressed and the file is named by the collection,
-the embedder and the index format, so a row never goes stale; rows of chunks no longer live are
-pruned when it is brought up to date.
+A question reads the passages of about 150 chunks (its dense and BM25 candidates) and the
+records of the 30 it ranks. From Chroma that is a metadata read per record, and in server mode
+a few MB of JSON over HTTP: tens of ms at 100k chunks, hundreds when the page cache is cold.
+From a local table keyed by chunk id it is a few milliseconds. Chunk ids are content-addressed
+and the file is named by the collection, the embedder and the index format, so a row never goes
+stale; rows of chunks no longer live are pruned when it is brought up to date.
 
 The copy is only a cache: readers fill it in the background from Chroma (`fill`), and every
 chunk it lacks, or a file that cannot be opened or written (read-only or full disk, damaged),
@@ -15,6 +16,7 @@ is read from Chroma as before.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -36,18 +38,23 @@ _FILL_NOW = 1000
 _OPEN: dict[Path, PassageReplica | None] = {}
 _OPEN_LOCK = threading.Lock()
 
-PackedReader = Callable[[list[str]], Iterable[tuple[str, dict[str, Any]]]]
+# A chunk as the store keeps it: id, packed passages, text, metadata.
+ReplicaRow = tuple[str, dict[str, Any], str, dict[str, Any]]
+RowReader = Callable[[list[str]], Iterable[ReplicaRow]]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS passages (
     chunk_id TEXT PRIMARY KEY,
     spans TEXT NOT NULL,
     dimension INTEGER NOT NULL,
-    vectors BLOB NOT NULL
+    vectors BLOB NOT NULL,
+    document TEXT NOT NULL,
+    metadata TEXT NOT NULL
 )
 """
 # Part of the file's name: a copy laid out otherwise is not opened. 2: a rowid table (rows of
 # 17 KB read three times faster than from a WITHOUT ROWID one, whose rows should be small).
-_LAYOUT = 2
+# 3: the chunk's text and metadata beside its passages.
+_LAYOUT = 3
 
 
 def replica_path(folder: Path, collection: str, embedder_identity: str, index_format: int) -> Path:
@@ -58,8 +65,8 @@ def replica_path(folder: Path, collection: str, embedder_identity: str, index_fo
 
 
 class PassageReplica:
-    """Packed passages by chunk id in a local SQLite file, shared by the threads of a process
-    and by the processes of a host (WAL: readers never wait for a fill)."""
+    """Chunks and their packed passages by chunk id in a local SQLite file, shared by the
+    threads of a process and by the processes of a host (WAL: readers never wait for a fill)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -67,7 +74,7 @@ class PassageReplica:
         self._db = self._connect()
         self._broken = False
         self._requests = threading.Lock()
-        self._pending: tuple[list[str], PackedReader] | None = None
+        self._pending: tuple[list[str], RowReader] | None = None
         self._filler: threading.Thread | None = None
 
     @classmethod
@@ -113,23 +120,38 @@ class PassageReplica:
     def get(self, chunk_ids: Sequence[str]) -> dict[str, ChunkPassages]:
         """The passages held for these chunks; chunks it lacks are left out (and so is
         everything once the file failed)."""
-        found: dict[str, ChunkPassages] = {}
+        return {
+            chunk_id: decode_passages(spans, dimension, vectors)
+            for chunk_id, spans, dimension, vectors in self._select(
+                "spans, dimension, vectors", chunk_ids
+            )
+        }
+
+    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """(text, metadata) of the chunks held among these, as Chroma stores them."""
+        return {
+            chunk_id: (document, json.loads(metadata))
+            for chunk_id, document, metadata in self._select("document, metadata", chunk_ids)
+        }
+
+    def _select(self, columns: str, chunk_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(chunk id, *columns) of the rows held for these chunks; none once the file failed."""
         if self._broken:
-            return found
+            return []
+        rows: list[tuple[Any, ...]] = []
         try:
             with self._lock:
                 for first in range(0, len(chunk_ids), _IDS_PER_QUERY):
                     batch = list(chunk_ids[first : first + _IDS_PER_QUERY])
-                    rows = self._db.execute(
-                        "SELECT chunk_id, spans, dimension, vectors FROM passages "
+                    rows += self._db.execute(
+                        f"SELECT chunk_id, {columns} FROM passages "
                         f"WHERE chunk_id IN ({','.join('?' * len(batch))})",
                         batch,
                     ).fetchall()
-                    for chunk_id, spans, dimension, vectors in rows:
-                        found[chunk_id] = decode_passages(spans, dimension, vectors)
         except sqlite3.Error as error:
             self._fail("read", error)
-        return found
+            return []
+        return rows
 
     def missing(self, chunk_ids: Iterable[str]) -> list[str]:
         """The chunks among these it holds no passages for, in the order given."""
@@ -137,15 +159,17 @@ class PassageReplica:
         held = self._held()
         return [chunk_id for chunk_id in wanted if chunk_id not in held]
 
-    def add(self, packed: Iterable[tuple[str, dict[str, Any]]]) -> int:
-        """Store passages packed as the store keeps them (`index.passage_codec`), one
-        transaction per page of the stream, so a fill cut short keeps what it wrote. Returns how
-        many were stored; stops (with a warning) when the file cannot be written."""
+    def add(self, rows: Iterable[ReplicaRow]) -> int:
+        """Store chunks with their passages packed as the store keeps them
+        (`index.passage_codec`), one transaction per page of the stream, so a fill cut short
+        keeps what it wrote. Returns how many were stored; stops (with a warning) when the file
+        cannot be written."""
         stored = 0
-        page: list[tuple[str, str, int, bytes]] = []
+        page: list[tuple[str, str, int, bytes, str, str]] = []
         try:
-            for chunk_id, metadata in packed:
-                page.append((chunk_id, *packed_fields(metadata)))
+            for chunk_id, packed, document, metadata in rows:
+                fields = (document, json.dumps(metadata, ensure_ascii=False))
+                page.append((chunk_id, *packed_fields(packed), *fields))
                 if len(page) >= _IDS_PER_QUERY:
                     stored += self._insert(page)
                     page = []
@@ -171,7 +195,7 @@ class PassageReplica:
             return 0
         return len(gone)
 
-    def fill(self, live: Iterable[str], read: PackedReader) -> None:
+    def fill(self, live: Iterable[str], read: RowReader) -> None:
         """Bring the copy up to the live chunks: those it lacks read with `read` (from Chroma)
         and stored, rows of chunks no longer live deleted. A few now; many in the background,
         while the chunks it still lacks are read from Chroma."""
@@ -207,7 +231,7 @@ class PassageReplica:
             except Exception as error:  # a cache: Chroma down now is read through later
                 log.warning("filling the passage cache %s stopped: %s", self.path, error)
 
-    def _fill(self, live: list[str], read: PackedReader) -> None:
+    def _fill(self, live: list[str], read: RowReader) -> None:
         held = self._held()
         lacking = [chunk_id for chunk_id in live if chunk_id not in held]
         if lacking:
@@ -230,11 +254,11 @@ class PassageReplica:
             self._fail("read", error)
             return set()
 
-    def _insert(self, page: list[tuple[str, str, int, bytes]]) -> int:
+    def _insert(self, page: list[tuple[str, str, int, bytes, str, str]]) -> int:
         if not page or self._broken:
             return 0
         with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO passages VALUES (?, ?, ?, ?)", page)
+            self._db.executemany("INSERT OR REPLACE INTO passages VALUES (?, ?, ?, ?, ?, ?)", page)
         return len(page)
 
     def _fail(self, action: str, error: sqlite3.Error) -> None:

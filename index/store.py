@@ -33,7 +33,7 @@ from index.coordination import writer_lock
 from index.errors import ConfigError
 from index.lexical import LexicalSource
 from index.passage_codec import pack_passages, unpack_passages
-from index.passage_replica import PassageReplica
+from index.passage_replica import PassageReplica, ReplicaRow
 from index.records import ChunkPassages, PassageKind, PassageRecord, StoredArticle, StoredChunk
 from index.store_errors import (
     EmbedderMismatchError,
@@ -273,15 +273,24 @@ class ChunkStore:
         """Chunks by id (score 0: the caller knows why it asked for them)."""
         if not chunk_ids:
             return {}
-        page = self._guarded(
-            lambda: self._collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
-        )
+        held = self.replica.chunks(chunk_ids) if self.replica is not None else {}
+        lacking = [chunk_id for chunk_id in chunk_ids if chunk_id not in held]
+        if lacking:
+            held |= dict(self._records(lacking))
         return {
             chunk_id: _stored_chunk(chunk_id, text, metadata, 0.0)
-            for chunk_id, text, metadata in zip(
-                page["ids"], page["documents"], page["metadatas"], strict=True
-            )
+            for chunk_id, (text, metadata) in held.items()
         }
+
+    def _records(self, chunk_ids: list[str]) -> Iterator[tuple[str, tuple[str, dict[str, Any]]]]:
+        """(chunk id, (text, metadata)) of these chunks, from Chroma."""
+        page = self._guarded(
+            lambda: self._collection.get(ids=chunk_ids, include=["documents", "metadatas"])
+        )
+        for chunk_id, text, metadata in zip(
+            page["ids"], page["documents"], page["metadatas"], strict=True
+        ):
+            yield chunk_id, (text, metadata)
 
     def write_versions(self, versions: Sequence[ArticleVersion]) -> None:
         """Store new article versions: passages, then chunks, then the manifests that make
@@ -407,11 +416,14 @@ class ChunkStore:
                 self._passage_cache.popitem(last=False)
         return found | read
 
-    def packed_passages(self, chunk_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(chunk id, packed passages) of these chunks, a page at a time (what a passage copy
-        is filled from); chunks without a passage record are left out."""
+    def replica_rows(self, chunk_ids: Sequence[str]) -> Iterator[ReplicaRow]:
+        """(chunk id, packed passages, text, metadata) of these chunks, a page at a time (what
+        a local copy is filled from); chunks lacking either record are left out."""
         for batch in self._batches(chunk_ids):
-            yield from self._packed(batch)
+            records = dict(self._records(batch))
+            for chunk_id, packed in self._packed(batch):
+                if chunk_id in records:
+                    yield (chunk_id, packed, *records[chunk_id])
 
     def _packed(self, chunk_ids: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
         page = self._guarded(lambda: self._passages.get(ids=chunk_ids, include=["metadatas"]))

@@ -11,7 +11,7 @@ from index import passage_replica
 from index.chunking import ChunkingConfig
 from index.corpus import Corpus
 from index.passage_codec import pack_passages, unpack_passages
-from index.passage_replica import PassageReplica
+from index.passage_replica import PassageReplica, ReplicaRow
 from index.records import PassageRecord
 from tests.helpers.chroma import connection as chroma_connection
 from tests.helpers.corpora import write_articles
@@ -25,13 +25,14 @@ ARTICLES = {
 }
 
 
-def packed(chunk_id: str, sentences: int, seed: int, dimension: int = 8) -> tuple[str, dict]:
-    """A chunk's passages packed as the store keeps them, with random unit vectors."""
+def packed(chunk_id: str, sentences: int, seed: int, dimension: int = 8) -> ReplicaRow:
+    """A chunk with its passages packed as the store keeps them, with random unit vectors."""
     records = [
         PassageRecord(chunk_id, "sentence", "s", 10 * n, 10 * n + 9) for n in range(sentences)
     ] + [PassageRecord(chunk_id, "window", "w", 0, 19) for _ in range(max(sentences - 1, 1))]
     vectors = np.random.default_rng(seed).standard_normal((len(records), dimension))
-    return chunk_id, pack_passages(records, vectors.astype(np.float32))
+    metadata = {"title": f"「{chunk_id}」", "date": None, "chunk": seed}
+    return chunk_id, pack_passages(records, vectors.astype(np.float32)), f"text {seed}", metadata
 
 
 def same(a, b) -> bool:
@@ -46,9 +47,11 @@ def test_it_returns_what_was_packed_and_forgets_chunks_no_longer_live(tmp_path: 
     replica = PassageReplica.open(tmp_path / "copy.sqlite")
     rows = [packed(f"c{n}", 1 + n % 3, n) for n in range(1200)]  # more than one page
     assert replica.add(rows) == 1200
-    got = replica.get([chunk_id for chunk_id, _ in rows] + ["unknown"])
+    got = replica.get([chunk_id for chunk_id, *_ in rows] + ["unknown"])
     assert len(got) == 1200
-    assert all(same(got[chunk_id], unpack_passages(meta)) for chunk_id, meta in rows)
+    assert all(same(got[chunk_id], unpack_passages(meta)) for chunk_id, meta, _, _ in rows)
+    chunks = replica.chunks(["c7", "unknown", "c8"])
+    assert chunks == {chunk_id: (text, meta) for chunk_id, _, text, meta in rows[7:9]}
     assert replica.missing(["c1", "new", "c2"]) == ["new"]
 
     assert replica.keep_only(["c1", "c2"]) == 1198
@@ -100,15 +103,16 @@ def _corpus(tmp_path: Path, embedder) -> Corpus:
 
 
 def _chroma_reads(store, monkeypatch) -> list[list[str]]:
-    """The chunk ids each read of packed passages from Chroma asked for."""
+    """The chunk ids each read of chunks or packed passages from Chroma asked for."""
     reads: list[list[str]] = []
-    original = store._packed
+    for method in ("_packed", "_records"):
+        original = getattr(store, method)
 
-    def counting(chunk_ids):
-        reads.append(list(chunk_ids))
-        return original(chunk_ids)
+        def counting(chunk_ids, original=original):
+            reads.append(list(chunk_ids))
+            return original(chunk_ids)
 
-    monkeypatch.setattr(store, "_packed", counting)
+        monkeypatch.setattr(store, method, counting)
     return reads
 
 
@@ -130,6 +134,7 @@ def test_a_reader_reads_passages_locally_and_ranks_as_from_chroma(tmp_path, e5, 
     assert [(c.chunk_id, c.score) for c in local.chunks] == [
         (c.chunk_id, c.score) for c in remote.chunks
     ]
+    assert local.chunks == remote.chunks  # text, title, date, path: as Chroma holds them
 
 
 def test_after_a_reindex_the_copy_holds_exactly_the_live_chunks(tmp_path, e5):
