@@ -16,6 +16,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,30 +237,48 @@ class Indexer:
         )
         self._store.retire(plan.removed)
         progress = IndexProgress(0, len(plan.to_embed), 0)
-        for group in self._groups(plan.to_embed):
-            versions = [
-                ArticleVersion(
-                    article,
-                    chunks,
-                    embedded.chunk_vectors,
-                    embedded.records,
-                    embedded.passage_vectors,
-                )
-                for (article, chunks), embedded in zip(
-                    group, embed_articles(self._embedder, group), strict=True
-                )
-            ]
-            self._store.write_versions(versions)
-            for _, chunks in group:
-                progress.articles_done += 1
-                progress.chunks_embedded += len(chunks)
-                if on_progress:
-                    on_progress(progress)
+        # Each group is written to Chroma while the next one embeds; writes stay in order, and a
+        # failed one stops the run at the next group (the pool waits for the last on any exit).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="citebot-index-write") as pool:
+            writing: tuple[Future[None], list[tuple[Article, list[Chunk]]]] | None = None
+            for group in self._groups(plan.to_embed):
+                versions = [
+                    ArticleVersion(
+                        article,
+                        chunks,
+                        embedded.chunk_vectors,
+                        embedded.records,
+                        embedded.passage_vectors,
+                    )
+                    for (article, chunks), embedded in zip(
+                        group, embed_articles(self._embedder, group), strict=True
+                    )
+                ]
+                if writing is not None:
+                    self._written(*writing, progress, on_progress)
+                writing = pool.submit(self._store.write_versions, versions), group
+            if writing is not None:
+                self._written(*writing, progress, on_progress)
         for article in plan.moved:
             self._store.move(article, plan.previous[article.id])
         report.chunks_embedded = progress.chunks_embedded
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _written(
+        write: Future[None],
+        group: list[tuple[Article, list[Chunk]]],
+        progress: IndexProgress,
+        on_progress: Callable[[IndexProgress], None] | None,
+    ) -> None:
+        """Wait for a group's write (raising its error) and count its articles as done."""
+        write.result()
+        for _, chunks in group:
+            progress.articles_done += 1
+            progress.chunks_embedded += len(chunks)
+            if on_progress:
+                on_progress(progress)
 
     def collect_garbage(self, plan: IndexPlan) -> int:
         """Delete the old versions of updated and removed articles and every orphan; returns

@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 
+from index import indexer
 from index.chunking import Chunk, ChunkingConfig
 from index.corpus import Corpus
 from index.passages import passage_records
+from index.store import ChunkStore
 from tests.helpers.chroma import connection as chroma_connection
 
 
@@ -48,3 +51,40 @@ def test_a_chunk_vector_is_the_mean_of_its_sentence_vectors(e5, tmp_path):
     # Passage vectors are stored as float16 (index.passage_codec).
     np.testing.assert_allclose(stored, mean / np.linalg.norm(mean), atol=1e-3)
     assert len(sentence_vectors) == 3
+
+
+def test_groups_are_written_in_order_while_the_next_embeds_and_a_failed_write_stops_the_run(
+    e5, tmp_path, monkeypatch
+):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for n in range(5):
+        (folder / f"a{n}.md").write_text(f"第{n}篇文章。馬祖有{n + 30}個島嶼。", encoding="utf-8")
+    monkeypatch.setattr(indexer, "_EMBED_GROUP_CHUNKS", 1)  # one article per group
+    embedded: list[int] = []
+    original_embed = indexer.embed_articles
+
+    def counting_embed(embedder, group):
+        embedded.append(len(embedded))
+        return original_embed(embedder, group)
+
+    written: list[str] = []
+    original_write = ChunkStore.write_versions
+
+    def failing_second_write(store, versions):
+        if len(written) == 1:
+            raise OSError(28, "No space left on device")
+        written.extend(version.article.id for version in versions)
+        original_write(store, versions)
+
+    monkeypatch.setattr(indexer, "embed_articles", counting_embed)
+    monkeypatch.setattr(ChunkStore, "write_versions", failing_second_write)
+    corpus = Corpus(chroma_connection(tmp_path / "data"), "pipeline", e5, ChunkingConfig(64, 8))
+    with pytest.raises(OSError, match="No space left"):
+        corpus.sync([folder])
+    assert len(written) == 1
+    assert len(embedded) <= 3  # the failure is met at the next group, not after all five
+
+    monkeypatch.setattr(ChunkStore, "write_versions", original_write)
+    corpus.sync([folder])
+    assert corpus.counts()[0] == 5
