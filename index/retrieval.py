@@ -255,19 +255,33 @@ class Retriever:
         ]
         return sorted(rescored, key=lambda chunk: -chunk.score)
 
-    def sentences(self, chunks: Sequence[StoredChunk]) -> list[tuple[str, str, np.ndarray]]:
-        """(chunk id, sentence, vector) for the stored sentences of these chunks, in order."""
+    def sentences(self, chunks: Sequence[StoredChunk]) -> list[SentenceVectors]:
+        """The stored sentences of these chunks, in order, each with its vector and those of
+        the windows (adjacent pairs) that hold it."""
         passages = self._store.passages_of([chunk.chunk_id for chunk in chunks])
-        return [
-            (chunk.chunk_id, sentence, vector)
-            for chunk in chunks
-            if chunk.chunk_id in passages
-            for sentence, vector in zip(
-                passages[chunk.chunk_id].sentences(chunk.text),
-                passages[chunk.chunk_id].sentence_vectors,
-                strict=True,
-            )
-        ]
+        found = []
+        for chunk in chunks:
+            own = passages.get(chunk.chunk_id)
+            if own is None:
+                continue
+            windows = own.window_vectors
+            for n, (sentence, vector) in enumerate(
+                zip(own.sentences(chunk.text), own.sentence_vectors, strict=True)
+            ):
+                # Window n pairs sentences n and n + 1; a one-sentence chunk's is itself.
+                holding = windows[max(n - 1, 0) : min(n + 1, len(windows))]
+                found.append(SentenceVectors(chunk.chunk_id, sentence, vector, holding))
+        return found
+
+
+@dataclass(frozen=True)
+class SentenceVectors:
+    """A stored sentence of a chunk: its vector, and those of the windows that hold it."""
+
+    chunk_id: str
+    text: str
+    vector: np.ndarray
+    windows: np.ndarray
 
 
 def _timed(call: Callable[[_T], np.ndarray], argument: _T) -> tuple[np.ndarray, float]:

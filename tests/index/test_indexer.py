@@ -7,6 +7,7 @@ from index.corpus import Corpus
 from index.passages import passage_records
 from index.store import ChunkStore
 from tests.helpers.chroma import connection as chroma_connection
+from tests.helpers.settings import retrieval_config
 
 
 def _chunk(text: str) -> Chunk:
@@ -88,3 +89,28 @@ def test_groups_are_written_in_order_while_the_next_embeds_and_a_failed_write_st
     monkeypatch.setattr(ChunkStore, "write_versions", original_write)
     corpus.sync([folder])
     assert corpus.counts()[0] == 5
+
+
+def test_each_sentence_comes_with_the_windows_that_hold_it(e5, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "matsu.md").write_text("馬祖有36個島嶼。氣候寒冷潮濕。冬季多霧。", encoding="utf-8")
+    (folder / "one.md").write_text("A bakery won the prize.", encoding="utf-8")
+    corpus = Corpus(chroma_connection(tmp_path / "data"), "windows", e5, ChunkingConfig(64, 8))
+    corpus.sync([folder])
+    retriever = corpus.retriever(retrieval_config())
+    chunks = list(retriever._store.get(retriever._store.chunk_ids()).values())
+    found = retriever.sentences(chunks)
+    by_text = {sentence.text: sentence for sentence in found}
+    windows = e5.embed_documents(["馬祖有36個島嶼。氣候寒冷潮濕。", "氣候寒冷潮濕。冬季多霧。"])
+    held = {text: len(by_text[text].windows) for text in by_text}
+    assert held == {
+        "馬祖有36個島嶼。": 1,
+        "氣候寒冷潮濕。": 2,
+        "冬季多霧。": 1,
+        "A bakery won the prize.": 1,
+    }
+    # float16 storage: the stored windows are the pairs' vectors to 1e-3
+    np.testing.assert_allclose(by_text["氣候寒冷潮濕。"].windows, windows, atol=2e-3)
+    np.testing.assert_allclose(by_text["馬祖有36個島嶼。"].windows, windows[:1], atol=2e-3)
+    np.testing.assert_allclose(by_text["冬季多霧。"].windows, windows[1:], atol=2e-3)

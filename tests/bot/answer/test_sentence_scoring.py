@@ -74,3 +74,22 @@ def test_shares_sum_to_one_and_follow_the_weighted_signals():
 def test_question_names_leave_out_the_question_word():
     assert question_names("What models did TBD distill from?") == ("tbd",)
     assert question_names("Is Avocado open source?") == ("avocado",)
+
+
+def test_the_window_signal_is_the_best_window_holding_the_sentence():
+    asked = Question.of("Who leads the lab?", np.array([1.0, 0.0]))
+    rows = features(
+        asked,
+        [
+            # Its own vector is off the question, but read with its neighbour it answers.
+            Candidate(*_parts("他負責這個實驗室。", [0.6, 0.8]), windows=np.array([[1.0, 0.0]])),
+            Candidate(*_parts("實驗室位於加州。", [0.8, 0.6]), windows=np.array([[0.6, 0.8]])),
+            _candidate("沒有窗口的句子。", [0.0, 1.0]),  # no windows: its own vector
+        ],
+    )
+    assert rows[:, FEATURES.index("window")].tolist() == [0.0, -0.4, -1.0]
+
+
+def _parts(text: str, vector) -> tuple:
+    candidate = _candidate(text, vector)
+    return candidate.chunk, candidate.text, candidate.vector, candidate.previous
