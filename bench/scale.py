@@ -19,6 +19,8 @@ its first answer, and how much longer its local copy of the passages took to fil
 passes read passages from it). Targets are printed beside them. Server mode runs
 `chroma run --path <dir> --host 127.0.0.1 --port <free>` and stops it; `--server-store share`
 serves the directory embedded mode built instead of indexing a second store through it.
+`--busy` adds, per mode, the reader's timings again with another process keeping a core busy
+(one spinning process: a `/reindex` or any other job), printed as its own column.
 
 Indexing is the product's incremental one, so with `--work-dir` a run that was stopped resumes
 where it stopped (the corpus is regenerated identically); a store already complete is reused
@@ -43,7 +45,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -597,11 +599,14 @@ def print_table(columns: list[Column]) -> None:
     )
     row(
         "no-op reindex (s)",
-        [f"{c.noop['noop_s']:.2f} ({c.noop['articles']:,} art.)" for c in columns],
+        [
+            f"{c.noop['noop_s']:.2f} ({c.noop['articles']:,} art.)" if "noop_s" in c.noop else "-"
+            for c in columns
+        ],
         "<= 2 s (1,000 articles), <= 15 s (10,000)",
     )
     row("no-op reindex CPU (s, indexer)", [_number(c.noop.get("noop_cpu_s"), 2) for c in columns])
-    row("no-op embeddings", [str(c.noop["noop_embeddings"]) for c in columns], "0")
+    row("no-op embeddings", [str(c.noop.get("noop_embeddings", "-")) for c in columns], "0")
     row(
         "retrieval p50 / p95 (ms)",
         [f"{c.read['retrieval_ms'][0]:.0f} / {c.read['retrieval_ms'][1]:.0f}" for c in columns],
@@ -664,6 +669,9 @@ def main() -> None:
         default="build",
         help="server mode indexes its own store through the server (build), or serves the "
         "directory embedded mode built (share: half the indexing time)",
+    )
+    parser.add_argument(
+        "--busy", action="store_true", help="also time the reader with another core kept busy"
     )
     parser.add_argument("--work-dir", type=Path, help="kept afterwards when given")
     parser.add_argument(
@@ -736,22 +744,31 @@ def _measure(args, size, folder, sample, questions, work, log) -> list[Column]:
             read_job["server_pid"] = server.pid if server else None
             read = run_worker("read", read_job, log)
             server_rss = server.peak_rss_mb() if server else None
+            if args.busy:
+                with _spinning():
+                    busy_read = run_worker("read", read_job, log)
         finally:
             if server:
                 server.stop()
-        columns.append(
-            Column(
-                size,
-                mode,
-                result if build else {},
-                result,
-                read,
-                server_rss,
-                disk_mb(data_dir),
-            )
-        )
+        disk = disk_mb(data_dir)
+        columns.append(Column(size, mode, result if build else {}, result, read, server_rss, disk))
+        if args.busy:
+            # The same store: its sizes, not its no-op reindex (not rerun under load).
+            sizes = {key: result[key] for key in ("articles", "chunks", "vectors")}
+            columns.append(Column(size, f"{mode}, busy", {}, sizes, busy_read, None, disk))
         print(f"  {mode}: done", flush=True)
     return columns
+
+
+@contextlib.contextmanager
+def _spinning() -> Iterator[None]:
+    """One process keeping a core busy meanwhile."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def _default_eval_dir() -> Path:
