@@ -639,7 +639,7 @@ def print_table(columns: list[Column]) -> None:
         "Chroma server peak RSS (MB)",
         [f"{c.server_rss_mb:,.0f}" if c.server_rss_mb else "-" for c in columns],
     )
-    row("indexer peak RSS (MB)", [f"{c.noop['peak_rss_mb']:,.0f}" for c in columns])
+    row("indexer peak RSS (MB)", [_number(c.noop.get("peak_rss_mb")) for c in columns])
     row("first answer after start (s)", [f"{c.read['first_answer_s']:.1f}" for c in columns])
     row(
         "passage copy filled after (s)",
