@@ -118,8 +118,12 @@ class ChunkStore:
         self._passage_cache: OrderedDict[str, ChunkPassages] = OrderedDict()
         self._cache_lock = threading.Lock()
         self.live: frozenset[str] | None = None
-        # This host's copy of the passages, read before Chroma (set by the reader).
+        # This host's copy of the chunks and passages, read before Chroma (set by the reader).
         self.replica: PassageReplica | None = None
+        # Each article's path as its manifest last read says: the one source of a path, since a
+        # moved article keeps its chunks (and their copies on other hosts) and only its path
+        # changes.
+        self._article_paths: dict[str, str] = {}
 
     @property
     def collection_names(self) -> tuple[str, str, str]:
@@ -221,6 +225,7 @@ class ChunkStore:
                     chunk_ids=chunk_ids,
                     passages=int(metadata.get("passages", 0)),
                 )
+        self._article_paths = {article_id: stored.path for article_id, stored in found.items()}
         return found
 
     def stored_articles(self) -> dict[str, StoredArticle]:
@@ -278,9 +283,17 @@ class ChunkStore:
         if lacking:
             held |= dict(self._records(lacking))
         return {
-            chunk_id: _stored_chunk(chunk_id, text, metadata, 0.0)
+            chunk_id: _stored_chunk(chunk_id, text, self._current_path(metadata), 0.0)
             for chunk_id, (text, metadata) in held.items()
         }
+
+    def _current_path(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """A chunk's metadata with its article's path as the manifests last said (a copy read
+        before the article moved still names the old one)."""
+        path = self._article_paths.get(str(metadata.get("article", "")))
+        return (
+            metadata if path is None or path == metadata.get("path") else {**metadata, "path": path}
+        )
 
     def _records(self, chunk_ids: list[str]) -> Iterator[tuple[str, tuple[str, dict[str, Any]]]]:
         """(chunk id, (text, metadata)) of these chunks, from Chroma."""

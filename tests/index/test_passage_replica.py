@@ -163,3 +163,19 @@ def test_a_large_fill_runs_in_the_background_while_chroma_answers(tmp_path, e5, 
     assert retriever.retrieve("What does Avocado distil?", 1).chunks
     assert replica.wait(timeout=60)
     assert replica.missing(retriever._store.live) == []
+
+
+def test_a_moved_article_is_cited_at_its_new_path_from_the_copy(tmp_path, e5, monkeypatch):
+    folder = write_articles(tmp_path / "articles", ARTICLES)
+    corpus = _corpus(tmp_path, e5)
+    corpus.sync([folder])
+    corpus.retriever(retrieval_config())  # fills this host's copy with the old path
+    moved = folder.rename(tmp_path / "moved")
+    report = corpus.sync([moved])
+    assert sorted(report.moved) == ["avocado.md", "llama.md"] and not report.chunks_embedded
+
+    retriever = corpus.retriever(retrieval_config())
+    reads = _chroma_reads(retriever._store, monkeypatch)
+    (chunk,) = retriever.retrieve("Which team moved after Llama 4?", 1).chunks
+    assert reads == []  # read from the copy
+    assert Path(chunk.path) == moved / "llama.md"
