@@ -14,10 +14,14 @@ log = logging.getLogger(__name__)
 def write_atomically(path: Path, data: bytes, what: str) -> bool:
     """Write `data` to `path` through a temporary file beside it renamed into place, so a reader
     never sees half a file; a read-only or full disk only costs time (one warning naming
-    `what`, no file left behind). Whether the file was written."""
+    `what`, no file left behind). Whether the file was written. Temporary files of writes
+    killed before their rename are removed first."""
     temporary: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(handle, "wb") as file:
             file.write(data)

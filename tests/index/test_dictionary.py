@@ -55,3 +55,14 @@ def test_an_unwritable_cache_only_costs_time(tmp_path, fresh_dictionary, caplog)
     assert stem("invest") in translations("投資約 143 億美元")
     assert "cannot cache the dictionary's table" in caplog.text
     assert list(tmp_path.iterdir()) == [blocked]
+
+
+def test_a_write_killed_before_its_rename_leaves_nothing_after_the_next(tmp_path, fresh_dictionary):
+    dictionary.use_cache(tmp_path)
+    dictionary._definitions()
+    (cached,) = tmp_path.glob("cedict-*.marshal")
+    cached.unlink()
+    (tmp_path / f".{cached.name}.k1ll3d").write_bytes(b"half a table")  # a killed write
+    dictionary._definitions.cache_clear()
+    dictionary._definitions()
+    assert [path.name for path in tmp_path.iterdir()] == [cached.name]

@@ -172,7 +172,8 @@ def test_a_moved_article_is_cited_at_its_new_path_from_the_copy(tmp_path, e5, mo
     corpus.retriever(retrieval_config())  # fills this host's copy with the old path
     moved = folder.rename(tmp_path / "moved")
     report = corpus.sync([moved])
-    assert sorted(report.moved) == ["avocado.md", "llama.md"] and not report.chunks_embedded
+    assert sorted(report.moved) == ["avocado.md", "llama.md"]
+    assert not report.chunks_embedded  # same chunks, new path
 
     retriever = corpus.retriever(retrieval_config())
     reads = _chroma_reads(retriever._store, monkeypatch)
