@@ -6,7 +6,8 @@ records of the 30 it ranks. From Chroma that is a metadata read per record, and 
 a few MB of JSON over HTTP: tens of ms at 100k chunks, hundreds when the page cache is cold.
 From a local table keyed by chunk id it is a few milliseconds. Chunk ids are content-addressed
 and the file is named by the collection, the embedder and the index format, so a row never goes
-stale; rows of chunks no longer live are pruned when it is brought up to date.
+stale (but for an article's path, which a moved folder changes: the store takes it from the
+manifests); rows of chunks no longer live are pruned when it is brought up to date.
 
 The copy is only a cache: readers fill it in the background from Chroma (`fill`), and every
 chunk it lacks, or a file that cannot be opened or written (read-only or full disk, damaged),
