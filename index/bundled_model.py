@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.cache_files import remove_stale_temporaries
+
 _MAGIC = b"E5S1"
 _Q4_BLOCK = 32
 _Q4_BLOCK_BYTES = 18  # fp16 scale + 16 bytes of nibbles
@@ -174,6 +176,7 @@ def cached_folder(
     if target.exists():
         shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)  # a killed build's staging folder (hundreds of MB)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(read_bundle(weights), staging)

@@ -1,5 +1,8 @@
 """English words for Chinese text, from the bundled CC-CEDICT."""
 
+import os
+import time
+
 import pytest
 
 from index import dictionary
@@ -62,7 +65,9 @@ def test_a_write_killed_before_its_rename_leaves_nothing_after_the_next(tmp_path
     dictionary._definitions()
     (cached,) = tmp_path.glob("cedict-*.marshal")
     cached.unlink()
-    (tmp_path / f".{cached.name}.k1ll3d").write_bytes(b"half a table")  # a killed write
+    killed = tmp_path / f".{cached.name}.k1ll3d"
+    killed.write_bytes(b"half a table")  # a write killed an hour ago
+    os.utime(killed, (time.time() - 3600, time.time() - 3600))
     dictionary._definitions.cache_clear()
     dictionary._definitions()
     assert [path.name for path in tmp_path.iterdir()] == [cached.name]

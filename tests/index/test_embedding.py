@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,26 @@ def test_a_failed_conversion_leaves_nothing_that_is_used(tmp_path, monkeypatch):
         with pytest.raises(RuntimeError, match="disk full"):
             build(tmp_path)
         assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_builds_staging_folder_goes_with_the_next_build_but_a_live_one_stays(
+    tmp_path, monkeypatch
+):
+    def crash(*_):
+        raise RuntimeError("disk full")
+
+    weights = bundled_model.bundled_weights().stat()
+    target = f"multilingual-e5-small-onnx-{weights.st_size:x}-{int(weights.st_mtime):x}"
+    killed, live = tmp_path / f".{target}.k1ll3d", tmp_path / f".{target}.writing"
+    for staging in (killed, live):
+        staging.mkdir()
+        (staging / "model.onnx").write_bytes(b"half a graph")
+    hour_ago = time.time() - 3600
+    os.utime(killed, (hour_ago, hour_ago))
+    monkeypatch.setattr(onnx_model, "write_tokenizer", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        onnx_model.onnx_folder(tmp_path)
+    assert list(tmp_path.iterdir()) == [live]  # another process may still be writing that one
 
 
 def test_a_half_written_folder_is_rebuilt_and_a_complete_one_reused(model_cache, converted):
