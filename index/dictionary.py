@@ -100,8 +100,13 @@ def _definitions() -> dict[str, str]:
     for word, definitions in _ENTRY.findall(text):
         if 2 <= len(word) <= _MAX_WORD_CHARS:
             table[word] = table[word] + "/" + definitions if word in table else definitions
-    if cached is not None:
-        write_atomically(cached, marshal.dumps(table), "the dictionary's table")
+    if cached is not None and write_atomically(
+        cached, marshal.dumps(table), "the dictionary's table"
+    ):
+        for other in cached.parent.glob("cedict-*.marshal"):  # another dictionary's or layout's
+            if other != cached:
+                with contextlib.suppress(OSError):
+                    other.unlink()
     return table
 
 

@@ -41,8 +41,9 @@ def test_the_table_is_cached_and_read_back_the_same(tmp_path, fresh_dictionary):
     parsed = dictionary._definitions()
     dictionary._definitions.cache_clear()
     dictionary.use_cache(tmp_path)
+    (tmp_path / "cedict-0-0123456789abcdef.marshal").write_bytes(b"an older dictionary's")
     assert dictionary._definitions() == parsed
-    (cached,) = tmp_path.glob("cedict-*.marshal")
+    (cached,) = tmp_path.glob("cedict-*.marshal")  # the older one is gone
     dictionary._definitions.cache_clear()
     assert dictionary._definitions() == parsed  # read from the file
     cached.write_bytes(b"\x00 not a table")
