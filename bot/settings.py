@@ -16,6 +16,7 @@ from index.chroma import ChromaServer
 from index.chunking import ChunkingConfig
 from index.embedding import BUNDLED_MODEL, Backend, EmbedderSpec
 from index.errors import ConfigError
+from index.onnx_model import Runtime
 from index.redaction import url_secrets
 from index.remote_embedding import EmbeddingEndpoint
 from index.retrieval import RERANK_POOL, RetrievalConfig
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     query_prompt: str | None = Field(None, alias="CITEBOT_QUERY_PROMPT")
     document_prompt: str | None = Field(None, alias="CITEBOT_DOCUMENT_PROMPT")
     device: str | None = Field(None, alias="CITEBOT_DEVICE")
+    # What runs the bundled model's graph: OpenVINO (bfloat16) where the CPU computes bfloat16
+    # natively, else onnxruntime.
+    embedding_runtime: Runtime = Field("auto", alias="CITEBOT_EMBEDDING_RUNTIME")
     # The `http` backend: an OpenAI-compatible /v1/embeddings endpoint serving the model.
     embedding_url: str | None = Field(None, alias="CITEBOT_EMBEDDING_URL", validate_default=True)
     embedding_key: SecretStr | None = Field(None, alias="CITEBOT_EMBEDDING_KEY")
@@ -135,6 +139,7 @@ class Settings(BaseSettings):
             device=self.device,
             cache_dir=self.cache_dir,
             endpoint=self._embedding_endpoint(),
+            runtime=self.embedding_runtime,
         )
 
     def _embedding_endpoint(self) -> EmbeddingEndpoint | None:

