@@ -314,6 +314,7 @@ class OnnxEmbedder:
 
                 try:
                     self._encoder = load_encoder(self.cache_dir / "models", self._runtime)
+                    log.info("the bundled model's graph runs on %s", self._encoder.runtime)
                 except (ImportError, OSError, RuntimeError, ValueError) as error:
                     if not self._fallback:
                         raise
