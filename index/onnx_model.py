@@ -16,6 +16,7 @@ Like the folder, it is built once into a cache directory, atomically (`cached_fo
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -31,6 +32,7 @@ from index.bundled_model import PROMPTS, Bundle, cached_folder, write_tokenizer
 
 if TYPE_CHECKING:
     import onnx
+    import openvino
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,10 @@ class OnnxEncoder:
         """The longest document (in tokens, after its prompt) that is not truncated."""
         return self.max_length - self._overhead
 
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of documents, with e5's document prompt."""
+        return self.encode(texts, PROMPTS["document"])
+
     def encode(self, texts: Sequence[str], prompt: str, batch_size: int = 32) -> np.ndarray:
         """Unit vectors of `prompt + text` for each text, in order; batches by length, so short
         texts are not padded to long ones. A text longer than the model reads is cut to its
@@ -271,14 +277,18 @@ def preferred_runtime() -> GraphRuntime:
     onnxruntime: in fp32 the two run the graph at the same speed, and onnxruntime is loaded
     anyway (Chroma's)."""
     try:
-        import openvino
-    except ImportError:
-        return "onnxruntime"
-    try:
-        capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except RuntimeError:
+        capabilities = _openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except (ImportError, RuntimeError):
         return "onnxruntime"
     return "openvino" if "BF16" in capabilities else "onnxruntime"
+
+
+@functools.cache
+def _openvino_core() -> openvino.Core:
+    """One OpenVINO core per process (it loads the CPU plugin), for the choice and the graph."""
+    import openvino
+
+    return openvino.Core()
 
 
 def _onnxruntime_runner(path: Path, workers: int) -> tuple[GraphRunner, int]:
@@ -301,10 +311,7 @@ def _openvino_runner(path: Path, workers: int) -> tuple[GraphRunner, int]:
     """OpenVINO with one stream of one thread per worker, each with its own infer request
     (a request serves one run at a time), in the CPU's default precision: bfloat16 where it
     computes it natively. Threads are not pinned: the machine is shared with other jobs."""
-    import openvino
-
-    core = openvino.Core()
-    compiled = core.compile_model(
+    compiled = _openvino_core().compile_model(
         str(path),
         "CPU",
         {

@@ -192,6 +192,7 @@ def test_openvino_is_preferred_only_where_bfloat16_is_native(monkeypatch):
         monkeypatch.setattr(openvino.Core, "get_property", lambda self, *_, c=capabilities: c)
         assert onnx_model.preferred_runtime() == expected
     monkeypatch.setitem(sys.modules, "openvino", None)  # not installed
+    onnx_model._openvino_core.cache_clear()  # a process without it never made a core
     assert onnx_model.preferred_runtime() == "onnxruntime"
 
 
