@@ -50,7 +50,7 @@ class Asked:
 
     question: str
     vector: np.ndarray
-    aliases: tuple[str, ...]
+    spellings: dict[str, list[str]]
     found: list[Candidate]
     labels: np.ndarray
     abstained: bool
@@ -68,7 +68,7 @@ class Group:
 
     @classmethod
     def of(cls, asked: Asked) -> Group:
-        question = Question.of(asked.question, asked.vector, asked.aliases)
+        question = Question.of(asked.question, asked.vector, asked.spellings)
         return cls(
             features(question, asked.found),
             asked.labels,
@@ -79,7 +79,9 @@ class Group:
 
 def collect(engine: Engine, set_dir: Path, per_set: int) -> list[Asked]:
     """Candidates and labels for a sample of the set's questions."""
-    retriever = engine.retriever(eval_corpus(engine, [set_dir / "articles"]))
+    corpus = eval_corpus(engine, [set_dir / "articles"])
+    corpus.sync([set_dir / "articles"])
+    retriever = engine.retriever(corpus)
     answerer = engine.answerer(retriever)
     questions = load_questions(set_dir)
     sample = random.Random(0).sample(questions, min(per_set, len(questions)))
@@ -101,7 +103,7 @@ def collect(engine: Engine, set_dir: Path, per_set: int) -> list[Asked]:
             Asked(
                 question.question,
                 retrieval.query_vector,
-                tuple(retriever.spellings(question.question)),
+                retriever.spellings(question.question),
                 found,
                 labels,
                 answerer.abstains(retrieval),

@@ -71,20 +71,31 @@ class AliasTable:
 
     def expansions(self, query: str, known: Iterable[str] = ()) -> list[str]:
         """Other-script spellings of the query's names; `known` holds folded words the articles
-        already write (a name among them needs no other spelling)."""
+        already write (a Latin name among them needs no other spelling)."""
         known = set(known)
-        found: list[str] = []
+        return list(
+            dict.fromkeys(
+                spelling
+                for name, spelled in self.spellings(query).items()
+                if HAN_RUN.fullmatch(name) or not all(word in known for word in name.split())
+                for spelling in spelled
+            )
+        )
+
+    def spellings(self, query: str) -> dict[str, list[str]]:
+        """Each name of the query the table spells in another script (folded: a Latin name
+        such as "alexandr wang", or a Chinese term the query writes) -> those spellings."""
+        found: dict[str, list[str]] = {}
         for name in latin_names(query):
             words = fold(name).split()
-            if all(word in known for word in words):
-                continue
-            found += sorted(self.glosses.get(fold(name), ()))
-            found += self._people(words)
+            spelled = [*sorted(self.glosses.get(fold(name), ())), *self._people(words)]
+            if spelled:
+                found.setdefault(" ".join(words), []).extend(spelled)
         for han in HAN_RUN.findall(fold(query)):
             for term, aliases in self.glosses.items():
                 if len(term) > 1 and term in han:
-                    found += sorted(aliases)
-        return list(dict.fromkeys(found))
+                    found.setdefault(term, []).extend(sorted(aliases))
+        return {name: list(dict.fromkeys(spelled)) for name, spelled in found.items()}
 
     def _people(self, words: list[str]) -> list[str]:
         """Chinese person names whose pinyin is the whole Latin name, in either order, or,
@@ -179,7 +190,8 @@ def _gloss_head(han: str) -> str:
     """The term a gloss explains: the last word of the Chinese text before it, with the nouns
     (or, while shorter than three characters, any words but particles, conjunctions,
     prepositions, adverbs and pronouns) right before it, at most `_GLOSS_HAN_CHARS` characters
-    (阿里巴巴旗下的通义千问 -> 通义千问, 缩减虚拟实境 -> 虚拟实境)."""
+    (阿里巴巴旗下的通义千问 -> 通义千问, 缩减虚拟实境 -> 虚拟实境); a lone character joins only a
+    lone character (官汪滔 -> 汪滔: the 官 ends 首席AI官, "chief AI officer")."""
     words = list(jieba_tagger().cut(han))
     if not words:
         return ""
@@ -188,6 +200,8 @@ def _gloss_head(han: str) -> str:
         if len(head) + len(word.word) > _GLOSS_HAN_CHARS or word.flag[:1] in _NOT_IN_A_NAME:
             break
         if len(head) >= 3 and not word.flag.startswith("n"):
+            break
+        if len(word.word) == 1 < len(head):  # a title's last character (首席AI官汪滔 -> 汪滔)
             break
         head = word.word + head
     return head

@@ -198,11 +198,12 @@ class Retriever:
         known = [token for token in lexical_tokens(query) if self._lexical.coverage(token) == 1.0]
         return self._lexical.aliases.expansions(query, known)
 
-    def spellings(self, query: str) -> list[str]:
-        """Every other-script spelling of the query's names in the alias table, also of names
-        the articles write as the query does: a sentence writing 汪滔 names Alexandr Wang even
-        where another one writes both (what quoting needs; `aliases` is what search needs)."""
-        return self._lexical.aliases.expansions(query)
+    def spellings(self, query: str) -> dict[str, list[str]]:
+        """Each of the query's names (folded) -> its other-script spellings in the alias table,
+        also for names the articles write as the query does: a sentence writing 汪滔 names
+        Alexandr Wang even where another one writes both (what quoting needs; `aliases` is
+        what search needs)."""
+        return self._lexical.aliases.spellings(query)
 
     def _dense(
         self, vector: np.ndarray, n: int, also: dict[str, ChunkPassages]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,15 +24,15 @@ from index.lexical import lexical_tokens
 from index.retrieval import SentenceVectors
 from index.sentences import sentence_spans
 from index.store import StoredChunk
-from index.text import fold
+from index.text import HAN_RUN, fold
 
 # The signals, in the order of `SentenceScorer.weights`.
 FEATURES = (
     "similarity",  # cosine similarity of sentence and question, less the best candidate's
     "overlap",  # share of the question's words the sentence writes or translates, rare ones
     # among the candidates weighing more
-    "names",  # share of the question's names and numbers (or their other spellings) it or the
-    # sentence before it writes
+    "names",  # share of the question's names and numbers it or the sentence before it writes, in
+    # either script
     "asked_type",  # the question asks when / how many and the sentence states a date / number
     "window",  # cosine similarity of the best window (sentence pair) holding the sentence,
     # less the best candidate's
@@ -40,7 +40,12 @@ FEATURES = (
 # Measured and left out (bench/answer_scorer.py, held out on xquad-en-zh-dev / drcd-dev): the
 # similarity of the sentence with its closer neighbour (+0.010 / -0.003 first-quote hits; the
 # stored window vector, embedded as one text, does better: `window`) and the rank of its chunk
-# in retrieval (-0.017 / +0.000).
+# in retrieval (-0.017 / +0.000); the e5 token states' alignment (each question token's best
+# cosine among the sentence's tokens: +0.030 / -0.007 for the sentence alone, +0.018 / +0.003
+# read in its chunk, for about 0.1 CPU-s a question to encode the candidates); lemmatised
+# question words (-0.010 / 0.000) and one-character dictionary words (-0.035 / 0.000) for
+# `overlap`; the neighbours' overlap or similarity, the place in the chunk and the length
+# (none above +0.008 on one set without a loss on the other).
 
 # "When" asks for a time at the head of a question or of its second part ("..., and when"); in
 # a clause ("What does he do when ...") it does not.
@@ -85,27 +90,40 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Question:
-    """What the scorer reads of a question once: its vector, words (BM25 tokens), names,
-    the other-script spellings of its names, and asked type."""
+    """What the scorer reads of a question once: its vector, words (BM25 tokens), names, the
+    other-script spellings of its words and names (`spelled`), and asked type."""
 
     vector: np.ndarray
     tokens: tuple[str, ...]
     names: tuple[str, ...]
-    aliases: tuple[str, ...]
+    spelled: dict[str, tuple[str, ...]]
     asks_time: bool
     asks_quantity: bool
 
     @classmethod
-    def of(cls, text: str, vector: np.ndarray, aliases: Sequence[str] = ()) -> Question:
-        """`aliases`: the other-script spellings retrieval found for the question's names."""
-        folded = fold(text)
+    def of(
+        cls, text: str, vector: np.ndarray, spellings: Mapping[str, Sequence[str]] | None = None
+    ) -> Question:
+        """`spellings`: each of the question's names retrieval found spelled in another script
+        (`Retriever.spellings`) -> those spellings. A Chinese name among them is one of the
+        question's names too; each word of a Latin one (alexandr, wang) is written where a
+        spelling of the whole (汪滔) is."""
+        spellings = spellings or {}
+        names = question_names(text)
+        names += tuple(name for name in map(fold, spellings) if HAN_RUN.fullmatch(name))
+        spelled: dict[str, tuple[str, ...]] = {}
+        for name, spelled_as in spellings.items():
+            folded = fold(name)
+            for key in {folded, *folded.split(), *lexical_tokens(folded)}:
+                spelled[key] = tuple(dict.fromkeys((*spelled.get(key, ()), *map(fold, spelled_as))))
+        folded_text = fold(text)
         return cls(
             vector=vector,
             tokens=tuple(dict.fromkeys(lexical_tokens(text))),
-            names=question_names(text),
-            aliases=tuple(dict.fromkeys(fold(alias) for alias in aliases)),
-            asks_time=bool(_FOLDED_TIME_QUESTION.search(folded)),
-            asks_quantity=bool(_FOLDED_QUANTITY_QUESTION.search(folded)),
+            names=tuple(dict.fromkeys(names)),
+            spelled=spelled,
+            asks_time=bool(_FOLDED_TIME_QUESTION.search(folded_text)),
+            asks_quantity=bool(_FOLDED_QUANTITY_QUESTION.search(folded_text)),
         )
 
 
@@ -154,7 +172,7 @@ def features(question: Question, found: Sequence[Candidate]) -> np.ndarray:
     translate = any(_LATIN_TOKEN.fullmatch(word) for word in (*question.tokens, *question.names))
     read = _Reader(translate)
     sentences = [read(c.text) for c in found]
-    written = _writes(question.tokens, sentences)
+    written = _writes(question.tokens, sentences, question.spelled)
     weights = np.log((len(found) + 1) / (written.sum(axis=0) + 1))
     names = _names_written(question, sentences, [read(c.previous) for c in found])
     return np.column_stack(
@@ -199,16 +217,23 @@ class _Reader:
         return known
 
 
-def _writes(words: Sequence[str], sentences: Sequence[_Read]) -> np.ndarray:
-    """Which of these (folded) words each sentence writes, or, a Latin word, writes in Chinese
-    words the dictionary translates to it. `overlap` weighs each word by its inverse document
-    frequency among the candidates, so a word every candidate writes (the topic) counts for
-    nothing and the words that set the answer apart count most."""
+def _writes(
+    words: Sequence[str], sentences: Sequence[_Read], spelled: Mapping[str, Sequence[str]]
+) -> np.ndarray:
+    """Which of these (folded) words each sentence writes as they are, in another script
+    (`spelled`: 汪滔 for alexandr), or, a Latin word, in Chinese words the dictionary translates
+    to it. `overlap` weighs each word by its inverse document frequency among the candidates,
+    so a word every candidate writes (the topic) counts for nothing and the words that set the
+    answer apart count most."""
     stems = [stem(word) if _LATIN_TOKEN.fullmatch(word) else None for word in words]
     found = np.zeros((len(sentences), len(words)), dtype=bool)
     for row, sentence in enumerate(sentences):
         for column, (word, word_stem) in enumerate(zip(words, stems, strict=True)):
-            found[row, column] = word in sentence.tokens or word_stem in sentence.stems
+            found[row, column] = (
+                word in sentence.tokens
+                or word_stem in sentence.stems
+                or any(other in sentence.folded for other in spelled.get(word, ()))
+            )
     return found
 
 
@@ -216,18 +241,14 @@ def _names_written(
     question: Question, sentences: Sequence[_Read], previous: Sequence[_Read]
 ) -> np.ndarray:
     """Which of the question's names and numbers each sentence, or the sentence before it (who
-    "he" is), writes as the question does or in Chinese (the dictionary's 牛顿 for Newton); one
-    more column when the articles spell a name in another script (汪滔 for Alexandr Wang): a
-    sentence writing one of those spellings."""
+    "he" is), writes: as the question does, in another script (汪滔 for Alexandr Wang), or in
+    Chinese the dictionary translates (the dictionary's 牛顿 for Newton)."""
     pairs = [before | sentence for sentence, before in zip(sentences, previous, strict=True)]
-    names = _writes(question.names, pairs)
+    names = _writes(question.names, pairs, question.spelled)
     names |= np.array(
         [[name in pair.folded for name in question.names] for pair in pairs], dtype=bool
     ).reshape(names.shape)
-    if not question.aliases:
-        return names
-    spelled = [[any(alias in pair.folded for alias in question.aliases)] for pair in pairs]
-    return np.hstack([names, np.array(spelled, dtype=bool)])
+    return names
 
 
 def _asked_type(question: Question, folded_sentence: str) -> float:
@@ -261,4 +282,4 @@ class SentenceScorer:
 # drcd-dev. Held out (fitted on the other set), the best sentence holds the answer for 0.685 of
 # xquad's questions and 0.840 of drcd's (0.677 / 0.840 without `window`), against 0.555 / 0.805
 # for similarity alone; some candidate holds it for 0.962 of each.
-SENTENCE_SCORER = SentenceScorer(weights=(31.934, 8.635, 1.018, 2.452, 30.124))
+SENTENCE_SCORER = SentenceScorer(weights=(31.931, 8.645, 0.981, 2.460, 30.092))

@@ -22,6 +22,20 @@ def test_a_bracketed_latin_gloss_names_the_chinese_term_before_it():
     assert table.expansions("通義千問是誰開發的？") == ["qwen"]
 
 
+def test_a_gloss_names_the_person_not_the_title_before_them():
+    table = table_of("Meta 首席 AI 官汪滔（Alexandr Wang）主張採用封閉式模型。")
+    assert table.expansions("Who is Alexandr Wang?") == ["汪滔"]
+
+
+def test_spellings_say_which_name_each_spelling_is_for():
+    table = table_of(ARTICLE)
+    assert table.spellings("Did Alexandr Wang use Qwen?") == {
+        "alexandr wang": ["汪滔"],
+        "qwen": ["通义千问"],
+    }
+    assert table.spellings("通義千問是誰開發的？") == {"通义千问": ["qwen"]}
+
+
 def test_a_romanised_surname_finds_the_chinese_person_it_may_be():
     table = table_of(ARTICLE)
     assert table.expansions("Who is Alexandr Wang?") == ["汪滔"]

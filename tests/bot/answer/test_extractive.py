@@ -145,16 +145,11 @@ def test_a_name_in_latin_letters_finds_the_passage_writing_it_in_chinese(seed_an
     assert "汪滔" in answer.quotes[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sentence glossing 汪滔 (Alexandr Wang) writes the question's names and leads; "
-    "the 143 億 sentence, which says 他, is quoted second",
-)
 def test_a_question_about_a_name_in_latin_letters_is_answered_from_its_chinese_passage(
     seed_answerer,
 ):
-    # The article names 汪滔 in one sentence and gives the investment that brought him in the
-    # next: the answer is that next sentence, from the paragraph about him.
+    # The article glosses 汪滔 (Alexandr Wang) in one paragraph and gives the investment that
+    # brought him in in another, which writes only 汪滔 and 他: the answer is that sentence.
     answer = seed_answerer.answer("How much did Meta invest to bring in Alexandr Wang?")
     assert not answer.abstained
     assert "143 億" in answer.quotes[0]

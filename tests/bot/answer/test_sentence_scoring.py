@@ -50,18 +50,31 @@ def test_an_english_word_is_found_in_the_chinese_word_it_translates_to():
 
 
 def test_an_other_script_spelling_counts_as_the_name():
-    asked = Question.of("Who is Alexandr Wang?", np.array([1.0, 0.0]), aliases=["汪滔"])
+    spellings = {"alexandr wang": ["汪滔"]}
+    asked = Question.of("Who is Alexandr Wang?", np.array([1.0, 0.0]), spellings)
     rows = features(
         asked,
         [
             _candidate("汪滔是資料標註公司的創辦人。", [1, 0]),
             _candidate("他很忙。", [1, 0], previous="汪滔是資料標註公司的創辦人。"),
             _candidate("他很忙。", [1, 0]),
+            _candidate("汪滔（Alexandr Wang）是創辦人。", [1, 0]),
         ],
     )
-    # "alexandr" and "wang" are not written; 汪滔, one of their spellings, is (in the second,
-    # by the sentence before it, which says who "he" is).
-    assert rows[:, FEATURES.index("names")].tolist() == [1 / 3, 1 / 3, 0.0]
+    # 汪滔 writes both "alexandr" and "wang", as the gloss that spells them out does (in the
+    # second, by the sentence before it, which says who "he" is).
+    assert rows[:, FEATURES.index("names")].tolist() == [1.0, 1.0, 0.0, 1.0]
+    overlap = rows[:, FEATURES.index("overlap")]
+    assert overlap[0] == overlap[3] > overlap[1] == overlap[2] == 0.0
+
+
+def test_a_chinese_term_with_a_latin_spelling_is_one_of_the_question_s_names():
+    asked = Question.of("通義千問是誰開發的？", np.array([1.0, 0.0]), {"通义千问": ["qwen"]})
+    rows = features(
+        asked,
+        [_candidate("Qwen 由阿里巴巴開發。", [1, 0]), _candidate("模型由阿里巴巴開發。", [1, 0])],
+    )
+    assert rows[:, FEATURES.index("names")].tolist() == [1.0, 0.0]
 
 
 def test_shares_sum_to_one_and_follow_the_weighted_signals():
