@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import itertools
 import random
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 
 from bot.answer.abstention import AbstentionPolicy, abstention_margin, calibrated_policy
 from bot.answer.engine import Engine
-from bot.evaluation import eval_corpus, load_questions
+from bot.evaluation import EvalQuestion, eval_corpus, load_questions
 from bot.settings import Settings
 from index.retrieval import Retrieval
 
@@ -72,15 +73,18 @@ def main() -> None:
     answerable: list[Retrieval] = []
     unanswerable: list[Retrieval] = []
     by_set: dict[str, tuple[list[Retrieval], list[Retrieval]]] = {}
+    halves: dict[str, tuple[list[int], list[int]]] = {}  # each question's article's half
     for set_dir, retriever in retrievers.items():
-        own = [retriever.retrieve(q.question, 10) for q in samples[set_dir]]
-        asked = [
-            retriever.retrieve(q.question, 10)
+        others = [
+            q
             for other, questions in samples.items()
             if other != set_dir
             for q in questions[: max(1, args.per_set // 3)]
         ]
+        own = [retriever.retrieve(q.question, 10) for q in samples[set_dir]]
+        asked = [retriever.retrieve(q.question, 10) for q in others]
         by_set[set_dir.name] = (own, asked)
+        halves[set_dir.name] = ([_half(q) for q in samples[set_dir]], [_half(q) for q in others])
         answerable += own
         unanswerable += asked
 
@@ -102,6 +106,9 @@ def main() -> None:
             f"\ncalibrated {current}: false-abstain {false_abstain:.3f}, false-answer "
             f"{false_answer:.3f}"
         )
+        for name, (own, asked) in by_set.items():
+            false_abstain, false_answer = _rates(current, own, asked)
+            print(f"  {name:16} false-abstain {false_abstain:.3f}  false-answer {false_answer:.3f}")
 
     best = _best_policy(answerable, unanswerable, args.max_false_abstain)
     if best:
@@ -111,6 +118,8 @@ def main() -> None:
             f"{dataclasses.asdict(policy)}: false-abstain {false_abstain:.3f}, "
             f"false-answer {false_answer:.3f}"
         )
+
+    _held_out_articles(by_set, halves, args.max_false_abstain)
 
     if len(by_set) > 2:
         print("\nleave-one-set-out: fitted on the others, rates on the set left out")
@@ -129,6 +138,48 @@ def main() -> None:
                 )
 
 
+def _half(question: EvalQuestion) -> int:
+    """Which half of the articles a question's article falls in (a stable hash of its name)."""
+    return hashlib.sha256(question.gold_path.name.encode()).digest()[0] % 2
+
+
+def _held_out_articles(
+    by_set: dict[str, tuple[list[Retrieval], list[Retrieval]]],
+    halves: dict[str, tuple[list[int], list[int]]],
+    max_false_abstain: float,
+) -> None:
+    """The grid's best policy fitted on the questions about half of every set's articles, and
+    its rates on the questions about the other half: whether it holds on articles it was not
+    fitted on, with every language pair in both halves."""
+
+    def pick(half: int, same: bool) -> tuple[list[Retrieval], list[Retrieval]]:
+        own, asked = [], []
+        for name, (answerable, unanswerable) in by_set.items():
+            own_halves, asked_halves = halves[name]
+            own += [r for r, h in zip(answerable, own_halves, strict=True) if (h == half) == same]
+            asked += [
+                r for r, h in zip(unanswerable, asked_halves, strict=True) if (h == half) == same
+            ]
+        return own, asked
+
+    print("\nheld-out articles: fitted on half of every set's articles, rates on the other half")
+    for half in (0, 1):
+        fitted = _best_policy(*pick(half, same=False), max_false_abstain)
+        if fitted is None:
+            continue
+        print(f"half {half}: {dataclasses.asdict(fitted[2])}")
+        for name, (answerable, unanswerable) in by_set.items():
+            own_halves, asked_halves = halves[name]
+            own = [r for r, h in zip(answerable, own_halves, strict=True) if h == half]
+            asked = [r for r, h in zip(unanswerable, asked_halves, strict=True) if h == half]
+            if own and asked:
+                false_abstain, false_answer = _rates(fitted[2], own, asked)
+                print(
+                    f"  {name:16} false-abstain {false_abstain:.3f}  false-answer "
+                    f"{false_answer:.3f}  ({len(own)} / {len(asked)} questions)"
+                )
+
+
 def _best_policy(
     answerable: list[Retrieval], unanswerable: list[Retrieval], max_false_abstain: float
 ) -> tuple[float, float, AbstentionPolicy] | None:
@@ -136,12 +187,12 @@ def _best_policy(
     top1 = np.array([r.dense_scores[0] for r in answerable])
     best: tuple[float, float, AbstentionPolicy] | None = None
     for top_quantile, margin, overlap in itertools.product(
-        [0.0, 0.005, 0.01, 0.02, 0.03], np.arange(0.0, 0.081, 0.005), [0.1, 0.2, 0.3, 0.4, 0.5]
+        [0.0, 0.005, 0.01, 0.02, 0.03], np.arange(0.0, 0.081, 0.005), np.arange(0.05, 0.51, 0.025)
     ):
         policy = AbstentionPolicy(
             min_top_score=round(float(np.quantile(top1, top_quantile)), 3),
             min_margin=round(float(margin), 3),
-            min_overlap=overlap,
+            min_overlap=round(float(overlap), 3),
         )
         false_abstain, false_answer = _rates(policy, answerable, unanswerable)
         if false_abstain <= max_false_abstain and (best is None or false_answer < best[1]):

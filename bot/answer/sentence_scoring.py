@@ -280,6 +280,6 @@ class SentenceScorer:
 
 # Fitted with `bench/answer_scorer.py --per-set 600` on 600 questions each of xquad-en-zh-dev and
 # drcd-dev. Held out (fitted on the other set), the best sentence holds the answer for 0.685 of
-# xquad's questions and 0.840 of drcd's (0.677 / 0.840 without `window`), against 0.555 / 0.805
+# xquad's questions and 0.840 of drcd's (0.675 / 0.840 without `window`), against 0.560 / 0.805
 # for similarity alone; some candidate holds it for 0.962 of each.
 SENTENCE_SCORER = SentenceScorer(weights=(31.931, 8.645, 0.981, 2.460, 30.092))
