@@ -53,10 +53,9 @@ class Retrieval:
     `background_scores`, those of unrelated passages, `same_script`, whether query and best
     chunk are both Chinese or both not, and `lexical_overlap`, the largest share of the
     query's words, weighed by their BM25 idf, three consecutive sentences of the best chunk
-    contain. `aliases` are the
-    other-script spellings of the query's names that BM25 searched for too (`index.aliases`),
-    `rewrites` the other wordings of the query searched for alongside it (its rewrite in the
-    articles' language).
+    contain. `aliases` are the other-script spellings of the query's names that BM25 searched
+    for too (`index.aliases`), `rewrites` the other wordings of the query searched for
+    alongside it (its rewrite in the articles' language).
     """
 
     query: str

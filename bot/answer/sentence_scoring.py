@@ -245,10 +245,9 @@ def _names_written(
     Chinese the dictionary translates (the dictionary's 牛顿 for Newton)."""
     pairs = [before | sentence for sentence, before in zip(sentences, previous, strict=True)]
     names = _writes(question.names, pairs, question.spelled)
-    names |= np.array(
+    return names | np.array(
         [[name in pair.folded for name in question.names] for pair in pairs], dtype=bool
     ).reshape(names.shape)
-    return names
 
 
 def _asked_type(question: Question, folded_sentence: str) -> float:
