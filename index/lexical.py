@@ -367,12 +367,14 @@ class LexicalIndex:
 
     def idf(self, token: str) -> float:
         """BM25's inverse document frequency of a token among the chunks; a token no chunk
-        writes has the largest (a question's word the articles never use)."""
+        writes counts as one that a single chunk writes (the question's paraphrase of a word,
+        distil for distill, weighs no more than the rarest word the articles do write: in a
+        corpus of one chunk every word then counts the same)."""
         position = self._vocabulary.get(token)
         if position is not None:
             return float(self._idf[position])
         count = len(self._chunk_ids)
-        return float(np.log(1 + (count + 0.5) / 0.5))
+        return float(np.log(1 + (count - 0.5) / 1.5))
 
     def coverage(self, query: str) -> float:
         """Share of the query's tokens that occur in the corpus: how much BM25 can say about it.

@@ -251,4 +251,4 @@ def test_a_reader_builds_its_alias_table_from_the_names_stored_with_the_chunks(
     index.aliases._people_in_run.cache_clear()
     retriever = corpus.retriever(retrieval_config())
     assert retriever.aliases("Who is Alexandr Wang?") == ["汪滔"]
-    assert retriever.spellings("Did Meta use Qwen?") == ["通义千问"]
+    assert retriever.spellings("Did Meta use Qwen?") == {"qwen": ["通义千问"]}
