@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,35 +59,23 @@ def lexical_tokens(text: str) -> list[str]:
     return tokens
 
 
-def window_overlap(
-    query: str,
-    title: str,
-    text: str,
-    sentences: int = 3,
-    weight: Callable[[str], float] | None = None,
-) -> float:
+def window_overlap(query: str, title: str, text: str, sentences: int = 3) -> float:
     """The largest share of the query's tokens that one stretch of `sentences` consecutive
-    sentences of `text` (with the title) contains; with `weight`, each token counts for its
-    weight (`LexicalIndex.idf`: a word most chunks write, or a question's own 什麼, for little).
+    sentences of `text` (with the title) contains.
 
     A passage that answers a question shares most of its words in one place; a long chunk
     shares many of them with any question on its topic, scattered over its paragraphs.
     """
-    asked = list(dict.fromkeys(lexical_tokens(query)))
+    asked = set(lexical_tokens(query))
     if not asked:
         return 0.0
-    weights = np.array([weight(token) if weight else 1.0 for token in asked])
-    total = float(weights.sum()) or 1.0
     pieces = [text[span.start : span.end] for span in sentence_spans(text)] or [text]
     windows = [
         "".join(pieces[n : n + sentences]) for n in range(max(len(pieces) - sentences + 1, 1))
     ]
-    best = 0.0
-    for window in windows:
-        written = set(lexical_tokens(f"{title}\n{window}"))
-        held = np.array([token in written for token in asked])
-        best = max(best, float(weights @ held))
-    return best / total
+    return max(
+        len(asked & set(lexical_tokens(f"{title}\n{window}"))) / len(asked) for window in windows
+    )
 
 
 def _words(text: str, start: int, end: int) -> list[str]:
@@ -364,17 +352,6 @@ class LexicalIndex:
             zipfile.BadZipFile,
         ):
             return None
-
-    def idf(self, token: str) -> float:
-        """BM25's inverse document frequency of a token among the chunks; a token no chunk
-        writes counts as one that a single chunk writes (the question's paraphrase of a word,
-        distil for distill, weighs no more than the rarest word the articles do write: in a
-        corpus of one chunk every word then counts the same)."""
-        position = self._vocabulary.get(token)
-        if position is not None:
-            return float(self._idf[position])
-        count = len(self._chunk_ids)
-        return float(np.log(1 + (count - 0.5) / 1.5))
 
     def coverage(self, query: str) -> float:
         """Share of the query's tokens that occur in the corpus: how much BM25 can say about it.

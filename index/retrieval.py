@@ -52,10 +52,10 @@ class Retrieval:
     dense scores of the nearest chunks (up to 50, best first; empty without dense retrieval),
     `background_scores`, those of unrelated passages, `same_script`, whether query and best
     chunk are both Chinese or both not, and `lexical_overlap`, the largest share of the
-    query's words, weighed by their BM25 idf, three consecutive sentences of the best chunk
-    contain. `aliases` are the other-script spellings of the query's names that BM25 searched
-    for too (`index.aliases`), `rewrites` the other wordings of the query searched for
-    alongside it (its rewrite in the articles' language).
+    query's words three consecutive sentences of the best chunk contain. `aliases` are the
+    other-script spellings of the query's names that BM25 searched for too (`index.aliases`),
+    `rewrites` the other wordings of the query searched for alongside it (its rewrite in the
+    articles' language).
     """
 
     query: str
@@ -168,9 +168,7 @@ class Retriever:
             ),
             same_script=bool(chunks) and writes_chinese(evidence) == writes_chinese(chunks[0].text),
             lexical_overlap=(
-                window_overlap(evidence, chunks[0].title, chunks[0].text, weight=self._lexical.idf)
-                if chunks
-                else 0.0
+                window_overlap(evidence, chunks[0].title, chunks[0].text) if chunks else 0.0
             ),
             embed_ms=(embedded - started) * 1000,
             search_ms=(searched - embedded) * 1000,
