@@ -9,7 +9,7 @@ plain thresholds, and the best policy on a grid.
   question in the articles' language, or the margin across languages.
 
     python bench/abstention.py ../shared/eval/seed-news ../shared/eval/xquad-en-zh-dev \
-        ../shared/eval/drcd-dev [--per-set 300] [--max-false-abstain 0.04]
+        ../shared/eval/drcd-dev [--per-set 300] [--max-false-abstain 0.03]
 
 Then leave-one-set-out: the grid's best policy fitted on the other sets, and its false-abstain
 and false-answer rates on the set left out (its own questions, and the other sets' questions
@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--per-set", type=int, default=300, help="questions sampled per set")
-    parser.add_argument("--max-false-abstain", type=float, default=0.04)
+    parser.add_argument("--max-false-abstain", type=float, default=0.03)
     args = parser.parse_args()
 
     engine = Engine(Settings())
