@@ -11,9 +11,12 @@ plain thresholds, and the best policy on a grid.
     python bench/abstention.py ../shared/eval/seed-news ../shared/eval/xquad-en-zh-dev \
         ../shared/eval/drcd-dev [--per-set 300] [--max-false-abstain 0.03]
 
-Then leave-one-set-out: the grid's best policy fitted on the other sets, and its false-abstain
-and false-answer rates on the set left out (its own questions, and the other sets' questions
-asked of it), so a policy that only learnt the sets it saw shows up.
+The grid's best keeps the false-abstain limit for the questions written like their best chunk
+and for the others each. The calibrated policy's rates are given per set; then two checks of
+whether a policy holds on what it was not fitted on: fitted on the questions about half of
+every set's articles, its rates on the other half's; and leave-one-set-out, the grid's best
+fitted on the other sets and its rates on the set left out (its own questions, and the other
+sets' questions asked of it), so a policy that only learnt the sets it saw shows up.
 
 Each set is indexed (or its cached eval index reused) like `citebot eval` does.
 """
