@@ -36,6 +36,10 @@ _DATE_PREFIX = re.compile(r"^\s*(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})")
 _TEXT_KEYS = ("text", "content", "body")
 _DATE_KEYS = ("date", "published", "published_at")
 _URL_KEYS = ("url", "link")
+# An id, path or title must be storable text, so a name that is not UTF-8 is not loaded.
+_UNDECODABLE_NAME = (
+    "its name (or a folder's name on its path) is not valid UTF-8; rename it to index it"
+)
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,17 @@ class Article:
 
 @dataclass(frozen=True)
 class LoadFailure:
-    """A file (or one record in it) that could not be loaded, and why."""
+    """A file (or one record in it) that could not be loaded, and why.
+
+    A path whose name is not valid UTF-8 is kept with its odd bytes written as backslash escapes
+    (`bad\\xff.txt`), so the failure can be printed, logged and posted.
+    """
 
     path: Path
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(printable_path(self.path)))
 
 
 @dataclass(frozen=True)
@@ -172,10 +183,18 @@ def _source_files(root: Path, resolved_root: Path) -> tuple[list[Path], list[Loa
     )
 
 
+def printable_path(path: Path | str) -> str:
+    """The path as text that can be encoded: bytes of a name that are not UTF-8 (which Python
+    keeps as lone surrogates) become backslash escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _load_file(path: Path, file_id: str, root: Path) -> Iterator[_Loaded]:
     """The articles one file holds, a failure for the file or for each bad record, and a note
     when some of its bytes could not be decoded."""
     try:
+        if printable_path(path) != str(path):
+            raise _ParseError(_UNDECODABLE_NAME)
         parser = _parser_for(path)
         decoded = _read_text(path, root)
         parsed = parser(decoded.text)

@@ -325,13 +325,17 @@ HOSTILE_REASONS = {
     "zero.txt": "symlink points outside the articles folder",
     "pipe.txt": "not a regular file (FIFO)",
     "elsewhere": "symlink points outside the articles folder",
+    "latin1-caf\\xe9.txt": (
+        "its name (or a folder's name on its path) is not valid UTF-8; rename it to index it"
+    ),
 }
 
 
 @pytest.fixture
 def hostile_folder(tmp_path: Path) -> Path:
     """An articles folder beside a .env, holding links to it, /etc/passwd and /dev/zero, a
-    FIFO, a folder link leading out, a link that stays inside, and one good article."""
+    FIFO, a folder link leading out, a link that stays inside, a file whose name is Latin-1
+    bytes, and one good article."""
     _write(tmp_path / ".env", f"DISCORD_TOKEN={SECRET}\n")
     articles = tmp_path / "articles"
     _write(articles / "good.txt", "Meta's model Avocado is expected next spring.")
@@ -342,6 +346,7 @@ def hostile_folder(tmp_path: Path) -> Path:
     (articles / "elsewhere").symlink_to(tmp_path)
     (articles / "linked.md").symlink_to("real/inside.md")
     os.mkfifo(articles / "pipe.txt")
+    _write(Path(os.fsdecode(os.fsencode(articles) + b"/latin1-caf\xe9.txt")), TRADITIONAL)
     return articles
 
 
