@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import discord
 
@@ -35,6 +36,7 @@ EMBED_FIELDS_LIMIT = 25
 EMBED_FIELD_NAME_LIMIT = 256
 EMBED_FIELD_VALUE_LIMIT = 1024
 THREAD_NAME_LIMIT = 100
+URL_LIMIT = 2048
 
 # How much of a quote the answer itself shows; the Sources button shows it whole.
 QUOTE_PREVIEW_CHARS = 300
@@ -53,6 +55,12 @@ _ZERO_WIDTH_SPACE = "\u200b"
 _MENTION = re.compile(r"@(?=everyone|here)|(?<=<)@(?=[!&]?\d)", re.IGNORECASE)
 _AFTER_CITATION = re.compile(r"(?<=\])(\s+)")
 _TRAILING_MARKER = re.compile(r"\s*\[\d+\]$")
+# A linkable host: a dotted name ending in a real top-level label, or an IPv4 / IPv6 address.
+_URL_HOST = re.compile(
+    r"(?:[\w-]+\.)+(?:[^\W\d_]{2,}|xn--[\w-]+)|\d{1,3}(?:\.\d{1,3}){3}|[\da-f.]*:[\da-f:.]*"
+)
+_NOT_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
+_MASKED_LINK = re.compile(r"\[([^\[\]\n]+)\]\(\s*<?([^()\s<>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,18 @@ class ScopeStatus:
 def neutralise_mentions(text: str) -> str:
     """Break `@everyone`, `@here` and `<@id>`/`<@&id>` with a zero-width space so none pings."""
     return _MENTION.sub("@" + _ZERO_WIDTH_SPACE, text)
+
+
+def article_text(text: str) -> str:
+    """Text from an article shown as written: its markdown escaped (no masked links, headings,
+    spoilers or bold it did not mean) and its mentions neutralised."""
+    return neutralise_mentions(discord.utils.escape_markdown(text))
+
+
+def generated_text(text: str) -> str:
+    """An LLM's answer keeps its formatting, but a masked link shows where it leads
+    (`text (https://…)`), so a passage that talked the model into a link cannot hide it."""
+    return neutralise_mentions(_MASKED_LINK.sub(r"\1 (\2)", text))
 
 
 def shorten(text: str, limit: int) -> str:
@@ -123,12 +143,12 @@ def citation_embed(citation: Citation, quote_limit: int) -> discord.Embed:
     """A source: `[n] title` (linked when it has a web URL), the quote and, when the question
     was asked in another language, its gloss; date and article."""
     gloss = (
-        "\n↳ " + shorten(neutralise_mentions(" ".join(citation.gloss.split())), GLOSS_CHARS)
+        "\n↳ " + shorten(article_text(" ".join(citation.gloss.split())), GLOSS_CHARS)
         if citation.gloss
         else ""
     )
     embed = discord.Embed(
-        title=shorten(neutralise_mentions(f"[{citation.n}] {citation.title}"), EMBED_TITLE_LIMIT),
+        title=shorten(f"[{citation.n}] {article_text(citation.title)}", EMBED_TITLE_LIMIT),
         description=_quoted(citation.quote, min(quote_limit, EMBED_DESCRIPTION_LIMIT - len(gloss)))
         + gloss,
         url=_web_url(citation.url),
@@ -142,7 +162,10 @@ def answer_payloads(answer: Answer) -> list[Payload]:
     """The answer text with its `[n]` markers (after any notice, in italics), then one embed
     per source with a short quote. A quoted answer reads as one: the sentence that answers,
     quoted, with its source's title and date, then the supporting sentences."""
-    body = quoted_answer_text(answer) if answer.mode == "extractive" else answer.text
+    if answer.mode == "extractive":
+        body = quoted_answer_text(answer)
+    else:
+        body = generated_text(answer.text)
     text = f"*{answer.notice}*\n{body}" if answer.notice else body
     contents = split_answer_text(neutralise_mentions(text))
     embeds = [citation_embed(citation, QUOTE_PREVIEW_CHARS) for citation in answer.citations]
@@ -155,10 +178,16 @@ def quoted_answer_text(answer: Answer) -> str:
     if answer.abstained or not answer.quotes or not answer.citations:
         return answer.text
     first, *support = answer.quotes
-    lines = [f"> {first} [1]", f"— {_source_line(answer.citations[0])}"]
+    lines = [f"> {_one_line(first)} [1]", f"— {_source_line(answer.citations[0])}"]
     if support:
-        lines += ["", "Also:"] + [f"> {quote} [{_cited(answer, quote)}]" for quote in support]
+        lines += ["", "Also:"]
+        lines += [f"> {_one_line(quote)} [{_cited(answer, quote)}]" for quote in support]
     return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    """Article text for one markdown line (a quote, a title): its whitespace joined, escaped."""
+    return article_text(" ".join(text.split()))
 
 
 def _cited(answer: Answer, quote: str) -> int:
@@ -168,12 +197,13 @@ def _cited(answer: Answer, quote: str) -> int:
 
 def _source_line(citation: Citation) -> str:
     """A source's title, and its date when known."""
-    return f"*{citation.title}*, {citation.date}" if citation.date else f"*{citation.title}*"
+    title = f"*{_one_line(citation.title)}*"
+    return f"{title}, {neutralise_mentions(citation.date)}" if citation.date else title
 
 
 def streaming_payload(text: str) -> Payload:
     """A generated answer while it is written: its text so far, marked as unfinished."""
-    shown = shorten(neutralise_mentions(text.strip()), CONTENT_LIMIT - len(WRITING_MARK))
+    shown = shorten(generated_text(text.strip()), CONTENT_LIMIT - len(WRITING_MARK))
     return Payload(content=shown + WRITING_MARK)
 
 
@@ -198,8 +228,8 @@ def search_payloads(
     embeds = []
     for rank, chunk in enumerate(chunks, start=1):
         embed = discord.Embed(
-            title=shorten(neutralise_mentions(f"{rank}. {chunk.title}"), EMBED_TITLE_LIMIT),
-            description=shorten(neutralise_mentions(chunk.text), SEARCH_PASSAGE_CHARS),
+            title=shorten(f"{rank}. {article_text(chunk.title)}", EMBED_TITLE_LIMIT),
+            description=shorten(article_text(chunk.text), SEARCH_PASSAGE_CHARS),
             url=_web_url(chunk.url),
             colour=EMBED_COLOUR,
         )
@@ -320,7 +350,7 @@ def _wrap(text: str, width: int) -> Iterator[str]:
 
 
 def _quoted(quote: str, limit: int) -> str:
-    return "“" + shorten(neutralise_mentions(quote.strip()), limit - 2) + "”"
+    return "“" + shorten(article_text(quote.strip()), limit - 2) + "”"
 
 
 def _footer(*parts: str | None) -> str:
@@ -328,10 +358,21 @@ def _footer(*parts: str | None) -> str:
 
 
 def _web_url(url: str | None) -> str | None:
-    """The URL if Discord can link it (http or https); other values would be rejected."""
-    if url and url.startswith(("https://", "http://")) and len(url) <= 2048 and " " not in url:
-        return url
-    return None
+    """The URL if Discord can link it: http or https, a host name with a dot (or an IP address),
+    no spaces or control characters. Discord rejects a whole message over a malformed embed
+    URL, so anything else (an intranet name, `http://`, a value broken over lines) is left out.
+    """
+    if not url or len(url) > URL_LIMIT or _NOT_IN_URL.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not _URL_HOST.fullmatch(host):
+        return None
+    return url
 
 
 def _code(text: str) -> str:

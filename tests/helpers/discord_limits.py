@@ -6,7 +6,9 @@ unit tests of payload builders use the same check.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urlsplit
 
 CONTENT = 2000
 EMBEDS = 10
@@ -18,6 +20,7 @@ FIELD_NAME = 256
 FIELD_VALUE = 1024
 FOOTER = 2048
 AUTHOR_NAME = 256
+URL = 2048
 ACTION_ROWS = 5
 ROW_COMPONENTS = 5
 CUSTOM_ID = 100
@@ -63,8 +66,8 @@ def _embed_problems(embed: dict[str, Any]) -> tuple[list[str], int]:
         if len(text) > limit:
             problems.append(f"{name} has {len(text)} characters (limit {limit})")
     url = embed.get("url")
-    if url is not None and not str(url).startswith(("http://", "https://")):
-        problems.append(f"url {url!r} is not a web URL")
+    if url is not None and not _well_formed_url(str(url)):
+        problems.append(f"url {url!r} is not a well formed URL")
     return problems, sum(len(text) for text, _ in limited.values())
 
 
@@ -83,3 +86,16 @@ def _component_problems(rows: list[dict[str, Any]]) -> list[str]:
             if len(child.get("label") or "") > BUTTON_LABEL:
                 problems.append(f"label {child['label']!r} is over {BUTTON_LABEL} characters")
     return problems
+
+
+def _well_formed_url(url: str) -> bool:
+    """What Discord links in an embed: http(s), a host with a dot (or an IP), nothing blank."""
+    if len(url) > URL or re.search(r"[\s\x00-\x1f\x7f]", url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - a port that is not a number raises ValueError
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and ("." in host.strip(".") or ":" in host)

@@ -100,6 +100,31 @@ def test_sources_show_whole_quotes_and_shorten_only_an_over_long_one(
     assert urls[:2] == ["https://example.com/1", None]  # only web URLs become links
 
 
+@pytest.mark.parametrize(
+    ("url", "linked"),
+    [
+        ("https://news.example.com/meta-avocado?ref=1#top", True),
+        ("http://10.0.0.7:8080/articles/1", True),
+        ("https://例子.台灣/新聞", True),
+        ("http://intranet/wiki/avocado", False),
+        ("http://", False),
+        ("https://news.example.com/a\nb", False),
+        ("https://news.example.com/a b", False),
+        ("https://news.example.com:port/", False),
+        ("ftp://news.example.com/a", False),
+        ("javascript:alert(1)", False),
+        ("https://news.example.com/" + "a" * 2048, False),
+    ],
+)
+def test_only_a_url_discord_accepts_becomes_the_source_link(url: str, linked: bool) -> None:
+    source = Citation(1, "a.md#0", "a.md", "Avocado", "2025-12-11", url, "/a.md", "閉源。")
+    answer = Answer("Is it open?", "閉源。 [1]", [source], [], False, quotes=("閉源。",))
+    payloads = answer_payloads(answer)
+
+    assert_within_limits(payloads)  # a malformed URL would get the whole answer rejected
+    assert [embed.url for p in payloads for embed in p.embeds] == [url if linked else None]
+
+
 def test_a_sentence_longer_than_a_message_is_wrapped_with_its_marker_at_the_end() -> None:
     text = "短" * 4500 + " [1] Then a short one. [2]"
 
@@ -121,6 +146,50 @@ def test_mentions_are_neutralised_but_text_reads_the_same() -> None:
     for mention in ("@everyone", "@here", "<@123>", "<@!45>", "<@&6>"):
         assert mention not in neutral
     assert "a@b.c" in neutral
+
+
+# A masked link Discord would render: "[text](url)" with no backslash before the bracket.
+RENDERED_LINK = re.compile(r"(?<!\\)\[[^\]]*\]\(")
+
+
+def test_article_markdown_is_shown_as_written_and_cannot_hide_a_link() -> None:
+    quote = "Avocado ships **next spring**.\n# Breaking\n[Read the memo](https://evil.example/x)"
+    source = Citation(
+        1,
+        "a.md#0",
+        "a.md",
+        "*Meta*\n# Big [news](https://evil.example)",
+        None,
+        None,
+        "/a.md",
+        quote,
+    )
+    answer = Answer("When?", f"{quote} [1]", [source], [], False, quotes=(quote,))
+
+    payloads = answer_payloads(answer)
+
+    content = payloads[0].content or ""
+    assert not RENDERED_LINK.search(content)
+    assert not re.search(r"^#", content, re.MULTILINE)  # no heading starts a line
+    assert r"\*\*next spring\*\*" in content  # shown with its asterisks, not bold
+    assert content.splitlines()[:2] == [  # the quote and the source line stay one line each
+        r"> Avocado ships \*\*next spring\*\*. # Breaking"
+        r" \[Read the memo](https://evil.example/x) [1]",
+        r"— *\*Meta\* # Big \[news](https://evil.example)*",
+    ]
+    embed = payloads[0].embeds[0]
+    assert not RENDERED_LINK.search((embed.description or "") + (embed.title or ""))
+
+
+def test_a_generated_answer_keeps_its_formatting_but_shows_where_a_link_leads() -> None:
+    text = 'Avocado is **closed** [1]. [Details](<https://evil.example/p> "x") and [2](x).'
+    source = Citation(1, "a.md#0", "a.md", "Meta", None, None, "/a.md", "閉源。")
+
+    payloads = answer_payloads(Answer("Open?", text, [source], [], False, mode="generated"))
+
+    content = payloads[0].content or ""
+    assert content.startswith("Avocado is **closed** [1]. Details (https://evil.example/p)")
+    assert not RENDERED_LINK.search(content)
 
 
 def test_search_results_and_status_stay_within_limits() -> None:
