@@ -12,6 +12,8 @@ import gc
 import logging
 import math
 import signal
+from collections import defaultdict
+from collections.abc import Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
@@ -26,7 +28,7 @@ from bot.answer.pipeline import AnswerPipeline
 from bot.discord import heartbeat
 from bot.discord.channels import ChannelMap, Scope
 from bot.discord.feedback import FEEDBACK_FILE, FeedbackStore
-from bot.discord.messages import NO_MENTIONS, Payload
+from bot.discord.messages import BUSY, NO_MENTIONS, Payload, notice_text
 from bot.errors import BotStartError, CitebotError
 from bot.settings import Settings
 from index.redaction import install_log_redaction
@@ -77,16 +79,21 @@ class ReaderCache:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._readers: dict[str, Reader] = {}
+        self._building: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     async def get(self, collection: str) -> Reader:
         """The collection's current reader; raises the store's user-facing errors if it
         cannot be read."""
         corpus = self._engine.corpus(collection)
         generation = await asyncio.to_thread(corpus.generation)
-        reader = self._readers.get(collection)
-        if reader is None or reader.version != (generation, self._engine.connection.openings):
-            reader = await asyncio.to_thread(self._build, collection)
-            self._readers[collection] = reader
+        seen = self._readers.get(collection)
+        if seen is not None and seen.version == (generation, self._engine.connection.openings):
+            return seen
+        async with self._building[collection]:  # questions arriving together build it once
+            reader = self._readers.get(collection)
+            if reader is None or reader is seen:  # not rebuilt while this one waited
+                reader = await asyncio.to_thread(self._build, collection)
+                self._readers[collection] = reader
         return reader
 
     async def refresh(self, collection: str) -> None:
@@ -144,7 +151,9 @@ class CitebotBot(commands.Bot):
         self.channel_map = channel_map
         self.readers = ReaderCache(engine)
         self.feedback = FeedbackStore(engine.settings.data_dir / FEEDBACK_FILE)
-        self.question_slots = asyncio.Semaphore(engine.settings.max_concurrent_questions)
+        self.questions = QuestionQueue(
+            engine.settings.max_concurrent_questions, engine.settings.max_queued_questions
+        )
         self._sync = sync
         self._sync_guild_id = sync_guild_id
 
@@ -210,6 +219,32 @@ def _freeze_loaded_objects() -> None:
     gc.freeze()
 
 
+class QuestionQueue:
+    """Questions and searches being answered (at most `concurrent` at once, each holding one of
+    `slots`) or waiting for a slot (at most `queued`). Beyond that one would wait minutes, and
+    is better turned away at once."""
+
+    def __init__(self, concurrent: int, queued: int) -> None:
+        self.slots = asyncio.Semaphore(concurrent)
+        self.limit = concurrent + queued
+        self.admitted = 0
+
+    async def run_admitted(
+        self, interaction: discord.Interaction[Any], work: Coroutine[Any, Any, None]
+    ) -> None:
+        """Run `work` holding a place in the queue, or, when it is full, tell the user so
+        privately at once (and close `work` unrun)."""
+        if self.admitted >= self.limit:
+            work.close()
+            await send_ephemeral(interaction, BUSY)
+            return
+        self.admitted += 1
+        try:
+            await work
+        finally:
+            self.admitted -= 1
+
+
 def bot_of(interaction: discord.Interaction[Any]) -> CitebotBot:
     """The bot behind an interaction (for checks and buttons, which get no cog)."""
     return cast(CitebotBot, interaction.client)
@@ -234,6 +269,19 @@ async def send_followup(
     )
 
 
+async def send_in_channel(
+    channel: discord.abc.Messageable, payload: Payload, *, view: discord.ui.View | None = None
+) -> discord.Message:
+    """Send one payload as a channel message, with mentions disabled."""
+    extra: dict[str, Any] = {"view": view} if view is not None else {}
+    return await channel.send(
+        content=payload.content,
+        embeds=list(payload.embeds),
+        allowed_mentions=NO_MENTIONS,
+        **extra,
+    )
+
+
 async def edit_message(
     message: discord.WebhookMessage, payload: Payload, *, view: discord.ui.View | None = None
 ) -> discord.WebhookMessage:
@@ -248,18 +296,23 @@ async def edit_message(
 
 
 async def send_ephemeral(interaction: discord.Interaction[Any], text: str) -> None:
-    """Answer only the user, whatever state the interaction is in.
+    """Answer only the user, whatever state the interaction is in, with `text` as a notice
+    (see `notice_text`).
 
     A public "thinking…" placeholder is deleted first: a followup would replace it and be
     public, and the user would see two messages.
     """
+    text = notice_text(text)
     response = interaction.response
     if not response.is_done():
         await response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         return
     if response.type is discord.InteractionResponseType.deferred_channel_message:
-        original = await interaction.original_response()
-        if original.flags.loading and not original.flags.ephemeral:
+        try:
+            original = await interaction.original_response()
+        except discord.NotFound:  # deleted already (an unfinished answer taken back)
+            original = None
+        if original is not None and original.flags.loading and not original.flags.ephemeral:
             await interaction.delete_original_response()
     await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 

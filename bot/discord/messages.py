@@ -24,6 +24,7 @@ from bot.discord.feedback import ReindexRun
 from bot.similarity import SIMILARITY_EXPLAINED, similarity_label
 from index.articles import LoadFailure
 from index.indexer import IndexPlan, IndexProgress, RunSummary
+from index.redaction import redact
 from index.store import StoredChunk
 
 # Discord's limits (https://discord.com/developers/docs/resources/message).
@@ -45,6 +46,8 @@ GLOSS_CHARS = 300
 WRITING_MARK = " ✍️"
 SEARCH_PASSAGE_CHARS = 700
 FOOTER_CHARS = 256
+# How much of the question heads an answer posted in the channel.
+QUESTION_CHARS = 300
 # Article names listed per kind of change before "and N more".
 PLAN_NAMES_SHOWN = 5
 
@@ -97,6 +100,12 @@ def generated_text(text: str) -> str:
     """An LLM's answer keeps its formatting, but a masked link shows where it leads
     (`text (https://…)`), so a passage that talked the model into a link cannot hide it."""
     return neutralise_mentions(_MASKED_LINK.sub(r"\1 (\2)", text))
+
+
+def notice_text(text: str) -> str:
+    """A short notice (an error, a refusal) fit for one message: credentials that an error
+    carried redacted, mentions neutralised, shortened to the content limit."""
+    return shorten(neutralise_mentions(redact(text)), CONTENT_LIMIT)
 
 
 def shorten(text: str, limit: int) -> str:
@@ -167,7 +176,7 @@ def answer_payloads(answer: Answer) -> list[Payload]:
     else:
         body = generated_text(answer.text)
     text = f"*{answer.notice}*\n{body}" if answer.notice else body
-    contents = split_answer_text(neutralise_mentions(text))
+    contents = split_answer_text(neutralise_mentions(text)) or [EMPTY_ANSWER]
     embeds = [citation_embed(citation, QUOTE_PREVIEW_CHARS) for citation in answer.citations]
     return _with_embeds([Payload(content=content) for content in contents], pack_embeds(embeds))
 
@@ -199,6 +208,22 @@ def _source_line(citation: Citation) -> str:
     """A source's title, and its date when known."""
     title = f"*{_one_line(citation.title)}*"
     return f"{title}, {neutralise_mentions(citation.date)}" if citation.date else title
+
+
+def late_answer_heading(asker: str, question: str) -> str:
+    """The line over an answer posted in the channel (its interaction expired): who asked
+    what. `asker` is a user mention; the bot's messages never ping."""
+    return f"-# Answer to {asker}: “{shorten(neutralise_mentions(question), QUESTION_CHARS)}”"
+
+
+def with_heading(heading: str, payloads: Sequence[Payload]) -> list[Payload]:
+    """A heading line over the first payload's content, or as a message of its own before
+    it when there is no room."""
+    first, *rest = payloads
+    content = f"{heading}\n{first.content}" if first.content else heading
+    if len(content) <= CONTENT_LIMIT:
+        return [Payload(content=content, embeds=first.embeds), *rest]
+    return [Payload(content=heading), *payloads]
 
 
 def streaming_payload(text: str) -> Payload:
@@ -256,6 +281,20 @@ def plan_text(scope: Scope, plan: IndexPlan) -> str:
     return shorten("\n".join(lines), CONTENT_LIMIT)
 
 
+# A question or search turned away because too many are waiting already.
+BUSY = (
+    "Many questions are being answered right now, and yours would wait too long: "
+    "please ask again in a minute."
+)
+
+# What an answer with no text at all (a model that wrote nothing) shows.
+EMPTY_ANSWER = "No answer was written; try asking again, or in other words."
+
+# The answer message when the answer will come in the channel (its interaction expires first).
+STILL_WORKING = (
+    "Still working on this question: the answer will be posted in this channel when it is ready."
+)
+
 # The progress message until the run has planned.
 READING_ARTICLES = "Reading the articles to see what changed…"
 
@@ -292,8 +331,11 @@ def status_embed(
     """/status: version, model (and why it stands in for the configured one, if it does),
     answer mode, then each collection with its channels."""
     embed = discord.Embed(title="Citebot status", colour=EMBED_COLOUR)
-    embed.add_field(name="Version", value=version)
-    embed.add_field(name="Answers", value=f"{answer_mode}, {retrieval} retrieval")
+    embed.add_field(name="Version", value=shorten(version, EMBED_FIELD_VALUE_LIMIT))
+    answers = f"{answer_mode}, {retrieval} retrieval"  # the mode names the configured model
+    embed.add_field(
+        name="Answers", value=shorten(neutralise_mentions(answers), EMBED_FIELD_VALUE_LIMIT)
+    )
     index = scopes[0].index  # every collection is read by the one embedder
     embed.add_field(name="Embedding model", value=shorten(index.embedder, EMBED_FIELD_VALUE_LIMIT))
     if index.fallback:

@@ -42,6 +42,8 @@ from tests.helpers.discord_limits import message_problems
 
 API_VERSION = 10
 DISCORD_EPOCH_MS = 1_420_070_400_000
+# How long an interaction token takes followups and edits.
+TOKEN_LIFETIME_SECONDS = 15 * 60
 
 # Message flags.
 EPHEMERAL = 1 << 6
@@ -109,6 +111,15 @@ class RecordedRequest:
     response: Any  # JSON the fake answered with; None for 204
 
 
+@dataclass
+class _Fault:
+    """An error the next matching calls get instead of their answer (see `FakeDiscord.fail`)."""
+
+    matches: Callable[[str, str, Any], bool]
+    reply: tuple[int, dict[str, Any]]
+    times: int
+
+
 @dataclass(frozen=True)
 class FakeUser:
     """A guild member; ``permissions`` is the resolved permission bit set Discord would send."""
@@ -154,6 +165,7 @@ class FakeInteraction:
 
     payload: dict[str, Any]  # the INTERACTION_CREATE data sent on the gateway
     sent_at: float  # event loop time, for the acknowledgement deadline
+    expires_at: float  # wall-clock time its token stops working (15 minutes after creation)
     response_type: int | None = None  # callback type once acknowledged
     original_id: int | None = None  # message id behind ".../messages/@original"
     followup_ids: list[int] = field(default_factory=list)
@@ -195,9 +207,11 @@ def _now() -> str:
 class _DiscordError(Exception):
     """A Discord JSON error; route handlers raise it, ``FakeDiscord._api`` answers with it."""
 
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(
+        self, status: int, code: int, message: str, payload: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
-        self.reply: Reply = status, {"code": code, "message": message}
+        self.reply: Reply = status, payload or {"code": code, "message": message}
 
 
 def _flag(query: dict[str, str], name: str) -> bool:
@@ -212,7 +226,8 @@ def _json_response(status: int, payload: Any) -> web.Response:
     return web.Response(
         status=status,
         body=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
+        # Discord answers through Google's proxy; discord.py takes a 429 without it for a ban.
+        headers={"Content-Type": "application/json", "Via": "1.1 google"},
     )
 
 
@@ -284,6 +299,7 @@ class FakeDiscord:
         self.member_user = FakeUser(1_000_000_000_000_000_401, "member-bob", EVERYONE_PERMISSIONS)
         self.requests: list[RecordedRequest] = []
         self.unhandled: list[RecordedRequest] = []  # unknown routes and failures of the fake
+        self._faults: list[_Fault] = []
         self.gateway_messages: list[dict[str, Any]] = []  # every frame the client sent
         self.messages: dict[int, dict[str, Any]] = {}
         self.channels: dict[int, dict[str, Any]] = {
@@ -389,6 +405,7 @@ class FakeDiscord:
         permissions: int | None = None,
         channel_id: int | None = None,
         bypass_default_permissions: bool = False,
+        token_seconds_left: float = TOKEN_LIFETIME_SECONDS,
     ) -> FakeInteraction:
         """Invoke a synced chat-input command as ``user`` (default: ``member_user``).
 
@@ -397,6 +414,9 @@ class FakeDiscord:
         ``default_member_permissions``) raise here instead of sending the interaction.
         ``bypass_default_permissions`` plays a server whose integration settings let the
         user see the command anyway, so only the bot's own checks stand in the way.
+        ``token_seconds_left`` plays an interaction created earlier (its id's time says so),
+        whose token stops working that many seconds from now: followups and edits through it
+        then fail as Discord's do (401, Invalid Webhook Token).
         """
         user = user or self.member_user
         permissions = user.permissions if permissions is None else permissions
@@ -423,7 +443,9 @@ class FakeDiscord:
         }
         if guild_command is not None:
             data["guild_id"] = str(self.guild_id)
-        return await self._interact(APPLICATION_COMMAND, data, user, permissions, channel_id)
+        return await self._interact(
+            APPLICATION_COMMAND, data, user, permissions, channel_id, token_seconds_left
+        )
 
     async def add_text_channel(self, name: str, *, category_id: int | None = None) -> int:
         """Create a text channel (in a category, optionally); a connected bot is told."""
@@ -503,16 +525,37 @@ class FakeDiscord:
         ids = [interaction.original_id, *interaction.followup_ids]
         return [self.messages[i] for i in ids if i in self.messages]
 
+    def fail(
+        self,
+        matches: Callable[[str, str, Any], bool],
+        status: int,
+        code: int = 0,
+        message: str = "",
+        *,
+        retry_after: float | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` calls for which `matches(method, path, json)` holds with a
+        Discord error instead; a 429 with `retry_after` is a rate limit as Discord sends it."""
+        payload: dict[str, Any] = {"code": code, "message": message or f"{status}: fault"}
+        if retry_after is not None:
+            payload = {
+                "message": "You are being rate limited.",
+                "retry_after": retry_after,
+                "global": False,
+            }
+        self._faults.append(_Fault(matches, (status, payload), times))
+
     def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
         """Current state of every message in a channel or thread, oldest first."""
         return [m for m in self.messages.values() if m["channel_id"] == str(channel_id)]
 
     # -- payloads --------------------------------------------------------------------------
 
-    def _snowflake(self) -> int:
-        """A fresh, time-based snowflake."""
+    def _snowflake(self, at: float | None = None) -> int:
+        """A fresh snowflake of the time `at` (default: now)."""
         self._snowflake_counter += 1
-        ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+        ms = int((time.time() if at is None else at) * 1000) - DISCORD_EPOCH_MS
         return (ms << 22) | (self._snowflake_counter & 0xFFF)
 
     def _text_channel(
@@ -656,13 +699,15 @@ class FakeDiscord:
         user: FakeUser,
         permissions: int,
         channel_id: int | None,
+        token_seconds_left: float = TOKEN_LIFETIME_SECONDS,
         *,
         message: dict[str, Any] | None = None,
     ) -> FakeInteraction:
         """Build, record and dispatch an INTERACTION_CREATE."""
         channel = copy.deepcopy(self.channels[channel_id or self.channel_id])
+        created = time.time() - (TOKEN_LIFETIME_SECONDS - token_seconds_left)
         payload: dict[str, Any] = {
-            "id": str(self._snowflake()),
+            "id": str(self._snowflake(created)),
             "application_id": str(self.application_id),
             "type": interaction_type,
             "data": data,
@@ -684,7 +729,9 @@ class FakeDiscord:
         if message is not None:
             payload["message"] = copy.deepcopy(message)
         # Registered first: the bot may answer before dispatch() returns.
-        interaction = FakeInteraction(payload, asyncio.get_running_loop().time())
+        interaction = FakeInteraction(
+            payload, asyncio.get_running_loop().time(), created + TOKEN_LIFETIME_SECONDS
+        )
         self.interactions[interaction.id] = interaction
         await self.dispatch("INTERACTION_CREATE", payload)
         return interaction
@@ -850,6 +897,7 @@ class FakeDiscord:
                 served = False
                 raise _DiscordError(404, 0, "404: Not Found")
             handler, params = route
+            self._raise_fault(request.method, path, body)
             status, payload = await handler(_Call(body, files, query), **params)
         except _DiscordError as error:
             status, payload = error.reply
@@ -863,6 +911,13 @@ class FakeDiscord:
             served=served,
         )
         return response
+
+    def _raise_fault(self, method: str, path: str, body: Any) -> None:
+        """Raise the first pending fault this call matches, using one of its times."""
+        for fault in self._faults:
+            if fault.times > 0 and fault.matches(method, path, body):
+                fault.times -= 1
+                raise _DiscordError(fault.reply[0], 0, "", fault.reply[1])
 
     def _match(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
         """Find the handler and path parameters for a call."""
@@ -970,6 +1025,8 @@ class FakeDiscord:
         if int(app_id) == self.application_id:
             for interaction in self.interactions.values():
                 if interaction.token == token and interaction.response_type is not None:
+                    if time.time() >= interaction.expires_at:
+                        raise _DiscordError(401, 50027, "Invalid Webhook Token")
                     return interaction
         raise _DiscordError(404, 10015, "Unknown Webhook")
 

@@ -133,6 +133,34 @@ async def test_late_interaction_response_is_rejected_as_unknown_interaction(
     assert error.original.code == 10062
 
 
+async def test_an_interaction_token_expires_for_discord_py_as_on_discord(
+    fake: FakeDiscord,
+) -> None:
+    bot = make_bot()
+    errors = capture_tree_errors(bot)
+    expiry: list[bool] = []
+
+    @bot.tree.command(
+        name="late", description="Answer after the token.", guild=discord.Object(fake.guild_id)
+    )
+    async def late(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        expiry.append(interaction.is_expired())
+        await asyncio.sleep(1.2)
+        expiry.append(interaction.is_expired())
+        await interaction.followup.send("too late")
+
+    async with running_bot(fake, bot):
+        await bot.tree.sync(guild=discord.Object(fake.guild_id))
+        await fake.send_slash_command("late", token_seconds_left=1.0)
+        error = await asyncio.wait_for(errors, timeout=5)
+
+    assert expiry == [False, True]  # discord.py reads the expiry from the interaction's id
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, discord.HTTPException)
+    assert (error.original.status, error.original.code) == (401, 50027)
+
+
 async def test_bot_allowed_mentions_reach_the_followup_payload(fake: FakeDiscord) -> None:
     bot = make_bot(allowed_mentions=discord.AllowedMentions.none())
     add_deferred_ping(bot, fake.guild_id)

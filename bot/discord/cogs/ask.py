@@ -2,11 +2,15 @@
 
 A generated answer is shown as it is written (the message edited at most once per
 `STREAM_EDIT_SECONDS`, within Discord's rate limits), then replaced by the checked answer.
+An answer not ready shortly before the interaction's 15-minute token expires says so and is
+posted in the channel; one that cannot be saved is posted without buttons; one that cannot be
+posted takes its unchecked preview back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -18,19 +22,35 @@ from discord.ext import commands
 from bot.answer.conversation import Turn
 from bot.answer.extractive import Answer, TextCallback, clean_question
 from bot.answer.pipeline import AnswerPipeline
-from bot.discord.bot import CitebotBot, bot_of, edit_message, send_ephemeral, send_followup
+from bot.discord.bot import (
+    CitebotBot,
+    UserFacingError,
+    bot_of,
+    edit_message,
+    send_followup,
+    send_in_channel,
+)
 from bot.discord.cogs.feedback import answer_view
 from bot.discord.feedback import PostedAnswer, new_answer_id, now
-from bot.discord.messages import answer_payloads, streaming_payload, thread_name
+from bot.discord.messages import (
+    STILL_WORKING,
+    Payload,
+    answer_payloads,
+    late_answer_heading,
+    streaming_payload,
+    thread_name,
+    with_heading,
+)
 from bot.discord.throttle import ThrottledPublisher
+from bot.errors import CitebotError
 
 log = logging.getLogger("citebot.discord")
 
 STREAM_EDIT_SECONDS = 1.2
-BUSY = (
-    "Many questions are being answered right now, and yours would wait too long: "
-    "please ask again in a minute."
-)
+# Discord takes answers through an interaction's token for 15 minutes. This long before it
+# expires, a question still being answered (a long queue, a slow model) says so through it
+# while it can, and its answer is then posted in the channel instead.
+EXPIRY_MARGIN_SECONDS = 60.0
 
 
 def _ask_cooldown(interaction: discord.Interaction[Any]) -> app_commands.Cooldown | None:
@@ -44,10 +64,6 @@ class Ask(commands.Cog):
 
     def __init__(self, bot: CitebotBot) -> None:
         self.bot = bot
-        settings = bot.settings
-        self.queue = QuestionQueue(
-            settings.max_concurrent_questions + settings.max_queued_questions
-        )
 
     @app_commands.command(name="ask", description="Answer from the team's articles, with sources")
     @app_commands.describe(question="What you want to know")
@@ -56,13 +72,7 @@ class Ask(commands.Cog):
     async def ask(self, interaction: discord.Interaction[CitebotBot], question: str) -> None:
         """Answer, or, when the queue is full, say so at once (privately): either way the
         interaction is acknowledged well within Discord's 3 s."""
-        if not self.queue.admit():
-            await send_ephemeral(interaction, BUSY)
-            return
-        try:
-            await self._ask(interaction, question)
-        finally:
-            self.queue.leave()
+        await self.bot.questions.run_admitted(interaction, self._ask(interaction, question))
 
     async def _ask(self, interaction: discord.Interaction[CitebotBot], question: str) -> None:
         """Defer at once, answer in a worker thread (showing a generated answer as it is
@@ -76,14 +86,19 @@ class Ask(commands.Cog):
         )
         preview = _Preview(interaction)
         publisher = ThrottledPublisher(preview.show, STREAM_EDIT_SECONDS)
+        expiry = asyncio.create_task(preview.move_before_expiry(EXPIRY_MARGIN_SECONDS))
         try:
-            async with self.bot.question_slots:
+            async with self.bot.questions.slots:
                 reader = await self.bot.readers.get(scope.collection)
                 question, query, answer = await asyncio.to_thread(
                     self._answer, reader.answerer, history, question, publisher.push_threadsafe
                 )
         finally:
             await publisher.close()
+            if preview.moved:
+                await expiry  # the notice is being posted: let it finish
+            else:
+                expiry.cancel()
         posted = PostedAnswer(
             id=new_answer_id(),
             question=question,
@@ -96,10 +111,24 @@ class Ask(commands.Cog):
             user_id=interaction.user.id,
             created=now(),
         )
-        await asyncio.to_thread(self.bot.feedback.save_answer, posted)
-        first = await self._post(interaction, answer, posted.id, preview.message)
-        if isinstance(channel, discord.TextChannel) and not answer.abstained:
+        saved = await self._save(posted)
+        try:
+            first = await self._post(preview, answer, posted.id if saved else None, question)
+        except Exception:
+            await preview.discard()  # an unchecked generated answer must not stay up
+            raise
+        if isinstance(channel, discord.TextChannel) and saved and not answer.abstained:
             await self._open_thread(channel, first, posted)  # an abstention has nothing to follow
+
+    async def _save(self, posted: PostedAnswer) -> bool:
+        """Remember the answer for votes, sources and follow-ups. A data directory that cannot
+        take it (read-only, full) costs those, not the answer: it is posted without them."""
+        try:
+            await asyncio.to_thread(self.bot.feedback.save_answer, posted)
+        except CitebotError as error:
+            log.warning("answer %s posted without buttons or thread: %s", posted.id, error)
+            return False
+        return True
 
     def _answer(
         self,
@@ -115,27 +144,42 @@ class Ask(commands.Cog):
         return question, answer.question, answer
 
     async def _post(
-        self,
-        interaction: discord.Interaction[CitebotBot],
-        answer: Answer,
-        answer_id: str,
-        preview: discord.WebhookMessage | None,
-    ) -> discord.WebhookMessage:
+        self, preview: _Preview, answer: Answer, answer_id: str | None, question: str
+    ) -> discord.Message:
         """Send the answer (as many messages as it takes), its first part replacing the
-        preview if there is one; the buttons go on the first message."""
-        first, *rest = answer_payloads(answer)
+        preview if there is one; the buttons go on the first message (none without a saved
+        answer to vote on)."""
+        payloads = answer_payloads(answer)
         # An abstention is not an answer to vote on or open sources of: no buttons.
         view = (
             None
-            if answer.abstained
+            if answer.abstained or answer_id is None
             else answer_view(answer_id, with_sources=bool(answer.citations))
         )
-        if preview is None:
-            message = await send_followup(interaction, first, view=view)
-        else:
-            message = await edit_message(preview, first, view=view)
+        if preview.moved:
+            return await self._post_in_channel(preview.interaction, question, payloads, view)
+        first = await preview.replace(payloads[0], view)
+        for payload in payloads[1:]:
+            await send_followup(preview.interaction, payload)
+        return first
+
+    async def _post_in_channel(
+        self,
+        interaction: discord.Interaction[CitebotBot],
+        question: str,
+        payloads: list[Payload],
+        view: discord.ui.View | None,
+    ) -> discord.Message:
+        """The answer as channel messages, headed by who asked what: the interaction's token
+        has expired (or is about to)."""
+        channel = interaction.channel
+        if not isinstance(channel, discord.abc.Messageable):
+            raise UserFacingError("The answer took too long and this channel takes no messages.")
+        heading = late_answer_heading(interaction.user.mention, question)
+        first, *rest = with_heading(heading, payloads)
+        message = await send_in_channel(channel, first, view=view)
         for payload in rest:
-            await send_followup(interaction, payload)
+            await send_in_channel(channel, payload)
         return message
 
     async def _open_thread(
@@ -152,41 +196,54 @@ class Ask(commands.Cog):
         await asyncio.to_thread(self.bot.feedback.set_thread, posted.id, thread.id)
 
 
-class QuestionQueue:
-    """Counts the questions being answered or waiting for a slot, and admits at most `limit`:
-    beyond that a question would wait minutes, and is better turned away at once."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.admitted = 0
-
-    def admit(self) -> bool:
-        """Take a place in the queue; False when it is full."""
-        if self.admitted >= self.limit:
-            return False
-        self.admitted += 1
-        return True
-
-    def leave(self) -> None:
-        """Give the place back (the question was answered or failed)."""
-        self.admitted -= 1
-
-
 class _Preview:
-    """The answer message while a generated answer is written: posted with the first text,
-    edited with each later one."""
+    """The answer's message through the interaction's token: the "thinking…" placeholder,
+    then a generated answer as it is written, then the answer. Shortly before the token
+    expires it says the answer will come in the channel (`moved`) and is no longer edited."""
 
     def __init__(self, interaction: discord.Interaction[CitebotBot]) -> None:
-        self._interaction = interaction
+        self.interaction = interaction
         self.message: discord.WebhookMessage | None = None
+        self.moved = False
+        self._lock = asyncio.Lock()  # the stream, the expiry notice and the answer, in turn
 
     async def show(self, text: str) -> None:
         """Post or update the message with the answer so far."""
-        payload = streaming_payload(text)
+        async with self._lock:
+            if not self.moved:
+                await self._put(streaming_payload(text))
+
+    async def replace(self, payload: Payload, view: discord.ui.View | None) -> discord.Message:
+        """The answer's first part in place of the placeholder or the answer so far."""
+        async with self._lock:
+            return await self._put(payload, view)
+
+    async def move_before_expiry(self, margin_seconds: float) -> None:
+        """Sleep until `margin_seconds` before the token expires, then say where the answer
+        will be posted, while the token still works."""
+        left = self.interaction.expires_at - discord.utils.utcnow()
+        await asyncio.sleep(max(0.0, left.total_seconds() - margin_seconds))
+        async with self._lock:
+            self.moved = True
+            try:
+                await self._put(Payload(content=STILL_WORKING))
+            except discord.HTTPException as error:
+                log.warning("could not say the answer will come in the channel: %s", error)
+
+    async def discard(self) -> None:
+        """Delete the answer so far, if one is shown (best effort: the error is what counts)."""
+        if self.message is not None and not self.moved:
+            with contextlib.suppress(discord.HTTPException):
+                await self.message.delete()
+
+    async def _put(
+        self, payload: Payload, view: discord.ui.View | None = None
+    ) -> discord.WebhookMessage:
         if self.message is None:
-            self.message = await send_followup(self._interaction, payload)
+            self.message = await send_followup(self.interaction, payload, view=view)
         else:
-            await edit_message(self.message, payload)
+            self.message = await edit_message(self.message, payload, view=view)
+        return self.message
 
 
 async def setup(bot: CitebotBot) -> None:

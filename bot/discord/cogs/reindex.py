@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import logging
 
 import discord
 from discord import app_commands
@@ -22,6 +23,7 @@ from bot.discord.messages import (
     NO_MENTIONS,
     READING_ARTICLES,
     Payload,
+    notice_text,
     plan_text,
     progress_text,
     reindex_summary_text,
@@ -31,6 +33,12 @@ from index.indexer import IndexPlan, IndexProgress, IndexReport
 from index.store import StoreError
 
 PROGRESS_INTERVAL_SECONDS = 1.5
+CANNOT_POST_PROGRESS = (
+    "I can't post in this channel, so I can't show the reindex's progress: give me Send "
+    "Messages here, or run /reindex in a channel where I can post."
+)
+
+log = logging.getLogger("citebot.discord")
 
 
 class ProgressMessage:
@@ -84,7 +92,10 @@ class Reindex(commands.Cog):
         if not await asyncio.to_thread(scope.articles.is_dir):
             raise UserFacingError(f"The articles folder {scope.articles} does not exist.")
         corpus = self.bot.engine.corpus(scope.collection)
-        message = await channel.send(READING_ARTICLES, allowed_mentions=NO_MENTIONS)
+        try:
+            message = await channel.send(READING_ARTICLES, allowed_mentions=NO_MENTIONS)
+        except discord.Forbidden:
+            raise UserFacingError(CANNOT_POST_PROGRESS) from None
         progress = ProgressMessage(message)
         loop = asyncio.get_running_loop()
         plan_shown: list[concurrent.futures.Future[object]] = []
@@ -107,16 +118,16 @@ class Reindex(commands.Cog):
                 )
             )
         except StoreError as error:  # e.g. another process is writing the index
-            await progress.finish(f"Reindex stopped: {error}")
+            await progress.finish(notice_text(f"Reindex stopped: {error}"))
             if plan_shown:
-                await asyncio.wrap_future(plan_shown[0])
+                await _plan_posted(plan_shown[0])
             else:  # stopped before planning: the progress message alone says why
                 await interaction.delete_original_response()
             return
         except Exception:
             await progress.finish("Reindex failed; the error was logged.")
             raise
-        await asyncio.wrap_future(plan_shown[0])
+        await _plan_posted(plan_shown[0])
         await self.bot.readers.refresh(scope.collection)
         summary = report.summary()
         run = ReindexRun(
@@ -127,6 +138,15 @@ class Reindex(commands.Cog):
         )
         await asyncio.to_thread(self.bot.feedback.record_reindex, run)
         await progress.finish(reindex_summary_text(scope, summary, report.failures))
+
+
+async def _plan_posted(post: concurrent.futures.Future[object]) -> None:
+    """Wait for the plan's reply. One that failed (the interaction expired during a long run,
+    Discord refused it) is logged: the run, its record and its summary do not depend on it."""
+    try:
+        await asyncio.wrap_future(post)
+    except discord.HTTPException as error:
+        log.warning("could not post the reindex plan: %s", error)
 
 
 async def setup(bot: CitebotBot) -> None:

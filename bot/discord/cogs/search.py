@@ -30,10 +30,18 @@ class Search(commands.Cog):
         query: str,
         results: app_commands.Range[int, 1, 10] = 5,
     ) -> None:
-        """Defer privately, retrieve in a worker thread, list the passages."""
+        """Defer privately, retrieve in a worker thread, list the passages; like a question,
+        a search waits its turn, or is turned away at once when the queue is full."""
+        await self.bot.questions.run_admitted(
+            interaction, self._search(interaction, query, results)
+        )
+
+    async def _search(
+        self, interaction: discord.Interaction[CitebotBot], query: str, results: int
+    ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         scope = self.bot.scope_for(interaction.channel)
-        async with self.bot.question_slots:
+        async with self.bot.questions.slots:
             reader = await self.bot.readers.get(scope.collection)
             retrieval = await asyncio.to_thread(self._retrieve, reader.retriever, query, results)
         payloads = search_payloads(retrieval.query, retrieval.chunks, retrieval.similarities)

@@ -10,7 +10,9 @@ import pytest
 
 from bot.answer.engine import Engine
 from bot.discord.bot import CitebotBot
-from index.store import IndexMissingError
+from bot.discord.cogs.ask import EXPIRY_MARGIN_SECONDS
+from bot.discord.messages import STILL_WORKING
+from index.store import IndexMissingError, StoreUnavailableError
 from tests.bot.discord.conftest import (
     assert_nothing_pings,
     make_bot,
@@ -156,3 +158,61 @@ async def test_an_abstention_posts_no_thread_and_no_buttons(
     assert "don't answer" in answer["content"]
     assert not answer.get("components")
     assert len([c for c in fake.channels.values() if c["type"] == 11]) == threads_before
+
+
+async def test_a_question_taken_up_late_says_so_and_is_answered_in_the_channel(
+    fake: FakeDiscord, citebot: CitebotBot
+) -> None:
+    interaction = await run_command(
+        fake,
+        citebot,
+        "ask",
+        {"question": DISTILL_QUESTION},
+        token_seconds_left=EXPIRY_MARGIN_SECONDS - 10,  # less than the margin: moved at once
+    )
+
+    [notice] = fake.messages_for(interaction)  # the "thinking…" placeholder, replaced
+    assert notice["content"] == STILL_WORKING
+    assert not notice["flags"] & EPHEMERAL
+    [answer] = [m for m in fake.messages_in(fake.channel_id) if m["id"] != notice["id"]]
+    heading, quote = answer["content"].split("\n")[:2]
+    assert heading == f"-# Answer to <@{fake.member_user.id}>: “{DISTILL_QUESTION}”"
+    assert all(model in quote for model in ("Gemma", "gpt-oss", "Qwen"))
+    assert len(custom_ids(answer)) == 3
+    assert fake.channels[int(answer["id"])]["name"] == DISTILL_QUESTION  # its thread
+    assert_nothing_pings(fake)
+
+
+async def test_a_rate_limited_answer_waits_and_is_posted_once(
+    fake: FakeDiscord, citebot: CitebotBot
+) -> None:
+    fake.fail(
+        lambda method, path, body: method == "POST" and "/webhooks/" in path, 429, retry_after=0.5
+    )
+
+    interaction = await run_command(fake, citebot, "ask", {"question": DISTILL_QUESTION})
+
+    posts = [
+        r for r in fake.requests_for(interaction) if r.method == "POST" and "/webhooks/" in r.path
+    ]
+    assert [r.status for r in posts[:2]] == [429, 200]
+    [answer] = fake.messages_for(interaction)
+    assert "Gemma" in answer["content"]
+    assert len(custom_ids(answer)) == 3
+
+
+async def test_an_answer_the_data_directory_cannot_take_is_posted_without_buttons(
+    fake: FakeDiscord, citebot: CitebotBot, monkeypatch, caplog
+) -> None:
+    def read_only(posted: object) -> None:
+        raise StoreUnavailableError("the index is unavailable: /srv/data cannot be written")
+
+    monkeypatch.setattr(citebot.feedback, "save_answer", read_only)
+
+    interaction = await run_command(fake, citebot, "ask", {"question": DISTILL_QUESTION})
+
+    [answer] = fake.messages_for(interaction)
+    assert all(model in answer["content"] for model in ("Gemma", "gpt-oss", "Qwen"))
+    assert not answer.get("components")  # votes and sources need the saved answer
+    assert int(answer["id"]) not in fake.channels  # and so do follow-ups
+    assert "posted without buttons or thread: the index is unavailable" in caplog.text

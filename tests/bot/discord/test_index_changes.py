@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from bot.answer.engine import Engine
+from bot.discord.bot import ReaderCache
 from tests.bot.discord.conftest import (
     index_in_another_process,
     make_bot,
@@ -72,3 +73,22 @@ async def test_while_chroma_is_down_the_bot_says_so_politely_and_recovers(
     assert f"127.0.0.1:{port}" in apology["content"]
     assert "Traceback" not in apology["content"]
     assert "Gemma" in answered_again
+
+
+async def test_questions_arriving_together_build_a_changed_collections_reader_once(
+    indexed_engine: Engine, articles: Path, monkeypatch
+) -> None:
+    cache = ReaderCache(indexed_engine)
+    collection = indexed_engine.settings.collection
+    before = await cache.get(collection)
+    (articles / "ferry.txt").write_text(FERRY, encoding="utf-8")
+    await asyncio.to_thread(indexed_engine.corpus().sync, [articles])
+    builds: list[str] = []
+    build = cache._build
+    monkeypatch.setattr(cache, "_build", lambda name: builds.append(name) or build(name))
+
+    readers = await asyncio.gather(*(cache.get(collection) for _ in range(4)))
+
+    assert builds == [collection]  # one build for the new generation, not one per question
+    assert all(reader is readers[0] for reader in readers)
+    assert readers[0].version != before.version

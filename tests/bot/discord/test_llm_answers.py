@@ -19,8 +19,9 @@ import pytest
 from bot.answer.engine import Engine
 from bot.answer.llm.answerer import CHECK_FAILED, LLM_UNAVAILABLE
 from bot.discord.bot import CitebotBot
+from bot.discord.cogs import ask
 from bot.discord.cogs.ask import STREAM_EDIT_SECONDS
-from bot.discord.messages import WRITING_MARK
+from bot.discord.messages import STILL_WORKING, WRITING_MARK
 from tests.bot.answer.llm.test_generation import DISTILL_QUESTION, INJECTED_ARTICLE
 from tests.bot.conftest import FAKE_API_KEY, FAKE_MODEL, with_llm
 from tests.bot.discord.conftest import (
@@ -31,7 +32,7 @@ from tests.bot.discord.conftest import (
     run_command,
     write_articles,
 )
-from tests.helpers.fake_discord import FakeDiscord, FakeInteraction, running_bot
+from tests.helpers.fake_discord import EPHEMERAL, FakeDiscord, FakeInteraction, running_bot
 from tests.helpers.fake_llm import FakeLLM, LLMRequest, Reply
 
 
@@ -166,6 +167,54 @@ async def test_a_stream_that_stalls_after_the_preview_is_replaced_by_labelled_qu
     [answer] = fake.messages_for(interaction)
     assert answer["content"].startswith(f"*{LLM_UNAVAILABLE}*\n")
     assert answer["embeds"]
+
+
+async def test_an_answer_still_written_when_its_token_expires_is_posted_in_the_channel(
+    fake: FakeDiscord, llm_citebot: CitebotBot, fake_llm: FakeLLM, monkeypatch
+) -> None:
+    monkeypatch.setattr(ask, "EXPIRY_MARGIN_SECONDS", 1.0)
+    fake_llm.script(Reply.answer(distill_answer, chunk_delay_seconds=0.2))  # some 6 s
+
+    interaction = await run_command(
+        fake, llm_citebot, "ask", {"question": DISTILL_QUESTION}, token_seconds_left=2.5
+    )
+
+    [notice] = fake.messages_for(interaction)  # the preview, told where the answer comes
+    assert notice["content"] == STILL_WORKING
+    assert not notice.get("components")
+    assert not notice["embeds"]
+    assert all(r.status < 400 for r in fake.requests_for(interaction)), "nothing after expiry"
+    [answer] = [m for m in fake.messages_in(fake.channel_id) if m["id"] != notice["id"]]
+    heading, first_line = answer["content"].split("\n")[:2]
+    assert heading == f"-# Answer to <@{fake.member_user.id}>: “{DISTILL_QUESTION}”"
+    assert first_line.startswith("Avocado is due next spring as a closed model [1].")
+    assert not answer["content"].endswith(WRITING_MARK)
+    assert len(answer["components"][0]["components"]) == 3  # Sources, 👍, 👎
+    assert int(answer["id"]) in fake.channels  # the thread for follow-ups
+    assert_nothing_pings(fake)
+
+
+async def test_an_answer_that_cannot_be_posted_takes_its_unchecked_preview_back(
+    fake: FakeDiscord, llm_citebot: CitebotBot, fake_llm: FakeLLM
+) -> None:
+    unchecked = "UNSUPPORTED: Avocado ships tomorrow."
+    fake_llm.script(
+        Reply.answer(lambda r: unchecked + " " + distill_answer(r), chunk_delay_seconds=0.1)
+    )
+    fake.fail(
+        lambda method, path, body: method == "PATCH" and bool((body or {}).get("components")),
+        400,
+        50035,
+        "Invalid Form Body",
+    )
+
+    interaction = await fake.send_slash_command("ask", {"question": DISTILL_QUESTION})
+    [apology] = await private_replies(fake, interaction)
+
+    assert any(unchecked in body["content"] for body in answer_edits(fake, interaction))
+    assert fake.messages_for(interaction) == [apology]  # the preview was deleted
+    assert apology["flags"] & EPHEMERAL
+    assert apology["content"] == "Something went wrong on my side; the error was logged."
 
 
 async def test_follow_ups_are_condensed_by_the_model(

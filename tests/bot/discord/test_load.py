@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.answer.engine import Engine
-from bot.discord.cogs.ask import BUSY
+from bot.discord.messages import BUSY
 from tests.bot.discord.conftest import DISTRACTORS, make_bot, make_settings, write_articles
 from tests.helpers.embedders import MemoisingEmbedder
 from tests.helpers.fake_discord import FakeDiscord, running_bot

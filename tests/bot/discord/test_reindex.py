@@ -10,6 +10,7 @@ import pytest
 
 from bot.answer.engine import Engine
 from bot.discord.bot import CitebotBot
+from bot.discord.cogs.reindex import CANNOT_POST_PROGRESS
 from index.store import IndexBusyError
 from tests.bot.discord.conftest import (
     assert_nothing_pings,
@@ -125,6 +126,41 @@ async def test_reindex_reports_another_process_writing_the_index(
     # The progress message is the one channel message not tied to an interaction.
     [stopped] = [m for m in fake.messages_in(fake.channel_id) if "interaction_metadata" not in m]
     assert stopped["content"] == f"Reindex stopped: {busy.value}"
+
+
+async def test_a_plan_discord_refuses_stops_nothing_the_run_finishes_and_is_recorded(
+    fake: FakeDiscord, citebot: CitebotBot, articles: Path
+) -> None:
+    write_articles(articles, {"new.txt": "date 2025-02-01 New\n\nA new memo on Avocado.\n"})
+    fake.fail(lambda method, path, body: method == "POST" and "/webhooks/" in path, 400, 50035)
+
+    await run_command(fake, citebot, "reindex", user=fake.admin_user)
+    status = await run_command(fake, citebot, "status")
+    [status_reply] = await private_replies(fake, status)
+
+    [progress] = [m for m in fake.messages_in(fake.channel_id) if "interaction_metadata" not in m]
+    assert progress["content"].startswith("Reindex of `articles` done in ")
+    assert "1 added" in progress["content"]
+    fields = status_reply["embeds"][0]["fields"]
+    [collection] = [f["value"] for f in fields if "articles" in f["name"]]
+    assert re.search(r"Last reindex <t:\d+:R>: 1 added", collection)
+
+
+async def test_reindex_where_the_bot_cannot_post_says_why_privately(
+    fake: FakeDiscord, citebot: CitebotBot
+) -> None:
+    fake.fail(
+        lambda method, path, body: method == "POST" and path.endswith("/messages"),
+        403,
+        50013,
+        "Missing Permissions",
+    )
+
+    interaction = await fake.send_slash_command("reindex", user=fake.admin_user)
+    [reply] = await private_replies(fake, interaction)
+
+    assert reply["content"] == CANNOT_POST_PROGRESS
+    assert fake.messages_for(interaction) == [reply]
 
 
 async def test_reindex_rebuilds_an_index_another_model_built_and_answers_from_the_new_one(

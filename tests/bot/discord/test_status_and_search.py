@@ -7,6 +7,7 @@ from importlib.metadata import version
 
 from bot.answer.engine import Engine
 from bot.discord.bot import CitebotBot
+from bot.discord.messages import BUSY
 from tests.bot.discord.conftest import private_replies, run_command
 from tests.helpers.fake_discord import FakeDiscord
 
@@ -48,3 +49,21 @@ async def test_search_lists_the_best_passages_with_their_similarity_privately(
     percents = [int(re.match(r"(\d+)% similar · ", footer)[1]) for footer in footers]
     assert all(50 <= percent <= 100 for percent in percents), footers
     assert "閉源" in reply["embeds"][0]["description"]
+
+
+async def test_searches_wait_in_the_questions_queue_and_are_turned_away_when_it_is_full(
+    fake: FakeDiscord, citebot: CitebotBot
+) -> None:
+    queue = citebot.questions
+    queue.admitted = queue.limit  # every place taken by questions being answered or waiting
+
+    full = await run_command(fake, citebot, "search", {"query": "Avocado"})
+    [refusal] = await private_replies(fake, full)
+    queue.admitted = 0
+    found = await run_command(fake, citebot, "search", {"query": "Avocado"})
+    [reply] = await private_replies(fake, found)
+
+    assert refusal["content"] == BUSY
+    assert not refusal["embeds"]
+    assert reply["embeds"]
+    assert queue.admitted == 0  # the search gave its place back
