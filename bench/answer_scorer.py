@@ -209,7 +209,7 @@ def main() -> None:
     print("\nquote choice with the held-out weights: any first quotes/answer")
     for name, groups in data.items():
         scorer = SentenceScorer(tuple(held_out_weights(name, everything)))
-        for closeness in (0.0, 0.2, 0.3, 0.4, 0.5, 0.7, 1.01):
+        for closeness in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.01):
             print(
                 f"{name:24} closeness {closeness:4.2f}: {quote_choice(groups, scorer, closeness)}"
             )

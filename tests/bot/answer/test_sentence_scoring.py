@@ -103,6 +103,24 @@ def test_the_window_signal_is_the_best_window_holding_the_sentence():
     assert rows[:, FEATURES.index("window")].tolist() == [0.0, -0.4, -1.0]
 
 
+def test_the_top_signals_mark_the_best_on_words_and_on_similarity_of_those_that_can_answer():
+    found = [
+        _candidate("Meta 先前向 Scale AI 投資約 143 億美元。", [0.6, 0.8]),
+        _candidate("Meta 的投資策略在今年初急轉彎。", [1.0, 0.0]),
+        _candidate("汪滔是資料標註公司的創辦人。", [0.8, 0.6]),
+    ]
+    rows = features(Question.of("What did Meta invest in?", np.array([1.0, 0.0])), found)
+    assert rows[:, FEATURES.index("most_words")].tolist() == [1.0, 1.0, 0.0]
+    assert rows[:, FEATURES.index("nearest")].tolist() == [0.0, 1.0, 0.0]
+    # "How much" asks for an amount: the nearest of the sentences that state one.
+    rows = features(Question.of("How much did Meta invest?", np.array([1.0, 0.0])), found)
+    assert rows[:, FEATURES.index("most_words")].tolist() == [1.0, 0.0, 0.0]
+    assert rows[:, FEATURES.index("nearest")].tolist() == [1.0, 0.0, 0.0]
+    # When no candidate writes a question word, all tie: the signal says nothing.
+    none = features(Question.of("Who won?", np.array([1.0, 0.0])), found[1:])
+    assert none[:, FEATURES.index("most_words")].tolist() == [1.0, 1.0]
+
+
 def _parts(text: str, vector) -> tuple:
     candidate = _candidate(text, vector)
     return candidate.chunk, candidate.text, candidate.vector, candidate.previous
