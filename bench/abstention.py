@@ -35,7 +35,6 @@ import numpy as np
 from bot.answer.abstention import AbstentionPolicy, abstention_margin, calibrated_policy
 from bot.answer.engine import Engine
 from bot.evaluation import EvalQuestion, eval_corpus, load_questions
-from bot.settings import Settings
 from index.retrieval import Retrieval
 
 
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--max-false-abstain", type=float, default=0.03)
     args = parser.parse_args()
 
-    engine = Engine(Settings())
+    engine = Engine.configured()
     rng = random.Random(0)
     samples = {}
     retrievers = {}

@@ -39,7 +39,6 @@ from bot.answer.sentence_scoring import (
     features,
 )
 from bot.evaluation import eval_corpus, load_questions
-from bot.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="a folder to keep the collected candidates in")
     args = parser.parse_args()
 
-    engine = Engine(Settings())
+    engine = Engine.configured()
     data = {}
     for set_dir in args.sets:
         cached = args.cache / f"{set_dir.name}-{args.per_set}.pickle" if args.cache else None

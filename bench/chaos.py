@@ -116,7 +116,7 @@ def main() -> None:
     tally = Tally()
     started = time.perf_counter()
     try:
-        engine = Engine(Settings())
+        engine = Engine.configured()
         print(f"work folder {work}; embedder {engine.embedder.identity}", flush=True)
         _kill_loop(work, engine, environment, rng, args.kills, tally)
         _bad_files(work, environment, tally)
@@ -502,7 +502,9 @@ def _fault_outcome(done: subprocess.CompletedProcess | None) -> str:
 
 def _chunking_figures(engine: Engine) -> dict[str, float]:
     """CPU seconds per 100k characters: ordinary text and each adversarial input."""
-    chunker = Chunker(engine.embedder.count_tokens, engine.embedder.max_tokens, Settings().chunking)
+    chunker = Chunker(
+        engine.embedder.count_tokens, engine.embedder.max_tokens, engine.settings.chunking
+    )
     size = 100_000
     ordinary_unit = "".join(ZH_SENTENCES) + "\n\n" + " ".join(EN_SENTENCES) + "\n\n"
     figures = {}

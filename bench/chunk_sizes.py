@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.answer.engine import Engine
 from bot.evaluation import evaluate_set
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from index.embedding import load_embedder
 
 
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     args = parser.parse_args()
 
-    embedder = load_embedder(Settings().embedder_spec)
+    embedder = load_embedder(load_settings().embedder_spec)
     print("set             tokens  chunks  hit@1  hit@3  hit@5  MRR@10  p95_ms  index_s")
     for set_dir in args.sets:
         for size in args.sizes:

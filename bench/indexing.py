@@ -159,11 +159,11 @@ def article_folder(work: Path, files: list[Path]) -> Path:
 
 def passage_groups(embedder: Embedder, folder: Path) -> list[tuple[Article, list[Chunk]]]:
     """The folder's articles with their chunks, as the indexer cuts them for this embedder."""
-    from bot.settings import Settings
+    from bot.settings import load_settings
     from index.articles import load_articles
     from index.chunking import Chunker
 
-    chunker = Chunker(embedder.count_tokens, embedder.max_tokens, Settings().chunking)
+    chunker = Chunker(embedder.count_tokens, embedder.max_tokens, load_settings().chunking)
     return [(a, chunker.split(a.id, a.text, a.title)) for a in load_articles([folder]).articles]
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 from bot.answer.engine import Engine
 from bot.answer.pipeline import Response
-from bot.settings import Settings
 from index.corpus import Corpus
 from index.retrieval import Retrieval, Retriever
 
@@ -37,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--articles", type=Path, help="default: articles/ beside the questions")
     parser.add_argument("--limit", type=int, help="only the first N questions")
     args = parser.parse_args(argv)
-    engine = Engine(Settings())
+    engine = Engine.configured()
     if engine.chat is None:
         print("llm_smoke: set LLM_BASE_URL and LLM_MODEL (see .env.example)", file=sys.stderr)
         return 2

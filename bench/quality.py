@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--no-answers", action="store_true", help="retrieval metrics only")
     args = parser.parse_args()
 
-    settings = Settings()
+    settings = Engine.configured().settings
     embedder = load_embedder(settings.embedder_spec)
     # One engine per mode, built once: the reranker (a model load) is loaded once, not per set.
     engines = {

@@ -378,7 +378,7 @@ def _peak_rss_mb(pid: int) -> float:
 def worker_build(job: dict[str, Any]) -> dict[str, Any]:
     """Index the synthetic corpus (reused vectors), then time no-op reindexes."""
     data = np.load(job["sample"], allow_pickle=False)
-    real = Engine(Settings()).embedder
+    real = Engine.configured().embedder
     embedder = ReusingEmbedder(real, [str(t) for t in data["texts"]], data["vectors"], job["noise"])
     engine = product_engine(Path(job["data_dir"]), job["url"], embedder)
     corpus = engine.corpus()
@@ -680,7 +680,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sets = eval_sets(args.eval_dir)
-    engine = Engine(Settings())
+    engine = Engine.configured()
     print(f"embedder {engine.embedder.identity}; sets {', '.join(s.name for s in sets)}")
     texts, vectors, seconds = real_sample(engine, sets, args.real_passages, args.cache_dir)
     print(

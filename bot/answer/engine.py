@@ -13,11 +13,12 @@ from bot.answer.extractive import Quoter
 from bot.answer.llm.client import ChatClient
 from bot.answer.llm.rewrite import QueryRewriter
 from bot.answer.pipeline import AnswerPipeline
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from index import dictionary
 from index.chroma import ChromaConnection
 from index.corpus import Corpus
 from index.embedding import Embedder, fallback_note, load_embedder
+from index.redaction import install_log_redaction
 from index.reranking import Reranker, load_reranker
 from index.retrieval import Retriever
 from index.store import StoreError
@@ -50,6 +51,15 @@ class Engine:
         self.settings = settings
         self._embedder = embedder
         dictionary.use_cache(settings.cache_dir)
+
+    @classmethod
+    def configured(cls) -> Engine:
+        """The engine as the environment and `.env` configure it, its secrets (keys, tokens,
+        passwords in URLs) masked in every log line from then on; a bad setting is a
+        `ConfigError` that names the variable, never its value."""
+        settings = load_settings()
+        install_log_redaction(settings.secrets())
+        return cls(settings)
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -1,7 +1,7 @@
 """The running bot's heartbeat: a file it touches while connected, which `citebot health` checks.
 
 A container health check can then tell a live bot from a wedged or disconnected one without
-talking to Discord, and without importing the index (the check runs every half minute).
+talking to Discord, and without importing the index (the image checks it every minute).
 """
 
 from __future__ import annotations
