@@ -151,6 +151,8 @@ def _load_root(root: Path, prefix: str) -> Iterator[_Loaded]:
     if root.is_dir():
         files, outside = _source_files(root, resolved)
         yield from outside
+        files, aliases = _distinct_files(root, resolved, files)
+        yield from aliases
         for path in files:
             relative_id = path.relative_to(root).as_posix()
             yield from _load_file(
@@ -181,6 +183,37 @@ def _source_files(root: Path, resolved_root: Path) -> tuple[list[Path], list[Loa
     return sorted(found, key=lambda path: path.relative_to(root).parts), sorted(
         outside, key=lambda failure: failure.path
     )
+
+
+def _distinct_files(
+    root: Path, resolved_root: Path, files: list[Path]
+) -> tuple[list[Path], list[LoadNote]]:
+    """Each file of a folder once: a link (symbolic or hard) to a file the folder already holds
+    is left out with a note naming the one indexed, so its article is not indexed twice (the
+    file itself is kept over a symbolic link to it). Links leading out are left to fail."""
+    kept: dict[tuple[int, int], Path] = {}
+    identities: dict[Path, tuple[int, int] | None] = {}
+    for path in sorted(files, key=lambda path: (path.is_symlink(), path.relative_to(root).parts)):
+        identities[path] = None  # unless it is a file inside: reading it fails with the reason
+        try:
+            if not contains(resolved_root, os.path.realpath(path)):
+                continue
+            found = path.stat()
+        except OSError:
+            continue
+        identity = (found.st_dev, found.st_ino)
+        identities[path] = identity
+        kept.setdefault(identity, path)
+    distinct, aliases = [], []
+    for path in files:  # in the folder's order
+        identity = identities[path]
+        if identity is None or kept[identity] == path:
+            distinct.append(path)
+        else:
+            same = printable_path(kept[identity].relative_to(root).as_posix())
+            note = f"the same file as {same}, which is indexed once"
+            aliases.append(LoadNote(Path(printable_path(path)), note))
+    return distinct, aliases
 
 
 def printable_path(path: Path | str) -> str:

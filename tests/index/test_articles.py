@@ -353,12 +353,12 @@ def hostile_folder(tmp_path: Path) -> Path:
 @pytest.mark.timeout(60)
 def test_nothing_outside_the_folder_and_no_special_file_is_read(hostile_folder: Path) -> None:
     result = _load(hostile_folder)
-    assert sorted(article.id for article in result.articles) == [
-        "good.txt",
-        "linked.md",
-        "real/inside.md",
-    ]
+    assert sorted(article.id for article in result.articles) == ["good.txt", "real/inside.md"]
     assert _failure_reasons(result) == HOSTILE_REASONS
+    # The link that stays inside is the file it names: that article is indexed once.
+    assert [(note.path.name, note.message) for note in result.notes] == [
+        ("linked.md", "the same file as real/inside.md, which is indexed once")
+    ]
     assert not any(SECRET in article.text or "root:" in article.text for article in result.articles)
     assert {failure.path.parent for failure in result.failures} == {hostile_folder}
 
@@ -369,11 +369,31 @@ def test_a_folder_reached_through_a_link_keeps_its_own_links_inside(
 ) -> None:
     (tmp_path / "link-to-articles").symlink_to(hostile_folder)
     result = _load(tmp_path / "link-to-articles")
-    assert len(result.articles) == 3
+    assert len(result.articles) == 2
     assert _failure_reasons(result) == HOSTILE_REASONS
 
 
 @pytest.mark.timeout(60)
+def test_a_hard_link_is_indexed_once_and_a_link_to_a_file_outside_still_fails(
+    tmp_path: Path,
+) -> None:
+    articles = tmp_path / "articles"
+    _write(articles / "b.txt", "Meta's model Avocado is expected next spring.")
+    os.link(articles / "b.txt", articles / "a.txt")
+    _write(tmp_path / "secret.txt", "not an article")
+    (articles / "c.txt").symlink_to("../secret.txt")
+    (articles / "d.txt").symlink_to("../secret.txt")
+    result = _load(articles)
+    assert [article.id for article in result.articles] == ["a.txt"]
+    assert [(note.path.name, note.message) for note in result.notes] == [
+        ("b.txt", "the same file as a.txt, which is indexed once")
+    ]
+    assert _failure_reasons(result) == {
+        "c.txt": "symlink points outside the articles folder",
+        "d.txt": "symlink points outside the articles folder",
+    }
+
+
 def test_a_named_special_file_is_refused_and_a_named_link_is_read(hostile_folder: Path) -> None:
     result = _load(hostile_folder / "pipe.txt", hostile_folder / "zero.txt")
     assert _failure_reasons(result) == {
@@ -410,7 +430,7 @@ def test_sync_indexes_only_the_good_articles_and_reports_the_rest(
 ) -> None:
     corpus = Corpus(chroma_connection(tmp_path / "data"), "hostile", e5, ChunkingConfig(64, 8))
     report = corpus.sync([hostile_folder])
-    assert sorted(report.added) == ["good.txt", "linked.md", "real/inside.md"]
+    assert sorted(report.added) == ["good.txt", "real/inside.md"]
     assert {failure.path.name: failure.reason for failure in report.failures} == HOSTILE_REASONS
     store = corpus.store()
     store.open_for_reading()
@@ -443,8 +463,10 @@ def test_citebot_index_reports_each_hostile_file_and_finishes(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "articles: 4 added" in done.stdout
+    assert "articles: 3 added" in done.stdout
     assert f"note {damaged}: 1 undecodable byte replaced (read as utf-8)" in done.stderr
+    linked = hostile_folder / "linked.md"
+    assert f"note {linked}: the same file as real/inside.md, which is indexed once" in done.stderr
     for name, reason in HOSTILE_REASONS.items():
         assert f"skipped {hostile_folder / name}: {reason}" in done.stderr
     assert SECRET not in done.stdout + done.stderr
