@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,7 @@ from index.chunking import ChunkingConfig
 from index.embedding import BUNDLED_MODEL, Backend, EmbedderSpec
 from index.errors import ConfigError
 from index.onnx_model import Runtime
-from index.redaction import url_secrets
+from index.redaction import redact_url, url_secrets
 from index.remote_embedding import EmbeddingEndpoint
 from index.retrieval import RERANK_POOL, RetrievalConfig
 
@@ -193,6 +194,14 @@ class Settings(BaseSettings):
             min_top_score=base.min_top_score if self.min_score is None else self.min_score,
             min_margin=base.min_margin if self.min_margin is None else self.min_margin,
         )
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, object]]:
+        """Fields for `repr`, URLs with their credentials masked (keys are SecretStr)."""
+        for name, value in super().__repr_args__():
+            yield (
+                name,
+                redact_url(value) if isinstance(value, str) and url_secrets(value) else value,
+            )
 
     def secrets(self) -> list[str]:
         """Every secret configured (keys, tokens, passwords in URLs), so logs can mask them."""
