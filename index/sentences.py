@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from index.text import unwrap
 
 _CLOSERS = "」』”’\"'）)］]】》〉"
 # Chinese terminators (and ! ? anywhere), optionally followed by closing quotes or brackets.
@@ -80,6 +83,29 @@ def sentence_spans(text: str) -> list[Span]:
             for s_start, s_end in _split_block(text, start, end):
                 spans.append(Span(s_start, s_end, paragraph))
     return spans
+
+
+def excerpt(text: str, spans: Sequence[Span]) -> str:
+    """The sentences at `spans` of `text` as one quotation, in passage order and on one line:
+    neighbours joined as the text joins them, " … " where sentences between them are left
+    out, so sentences apart in the article never read as one passage."""
+    runs: list[list[int]] = []
+    for span in sorted(set(spans), key=lambda span: span.start):
+        if runs and not text[runs[-1][1] : span.start].strip():
+            runs[-1][1] = max(runs[-1][1], span.end)
+        else:
+            runs.append([span.start, span.end])
+    return " … ".join(unwrap(text[start:end]) for start, end in runs)
+
+
+def sentences_excerpt(text: str, sentences: Sequence[str]) -> str:
+    """These sentences of `text` (as `sentence_spans` cuts it) quoted by `excerpt`; ones it
+    does not write are left out (all of them: the sentences joined on one line)."""
+    spans: dict[str, Span] = {}
+    for span in sentence_spans(text):
+        spans.setdefault(text[span.start : span.end], span)
+    found = [spans[sentence] for sentence in sentences if sentence in spans]
+    return excerpt(text, found) if found else unwrap(" ".join(sentences))
 
 
 def last_clause_cut(text: str, start: int, end: int) -> int | None:

@@ -25,6 +25,23 @@ HAN_CHAR = re.compile(f"[{HAN}]")
 HAN_RUN = re.compile(f"[{HAN}]+")
 
 
+# Characters written without spaces between them: Han, kana and CJK or full-width punctuation.
+_UNSPACED = re.compile(f"[\u3000-\u30ff\uff00-\uffef{HAN}]")
+_LINE_BREAK = re.compile(r"[^\S\n]*\n\s*")
+
+
+def unwrap(text: str) -> str:
+    """Text broken over lines (a hard-wrapped file, or sentences of two paragraphs) as one
+    line: each line break, with the spaces around it, becomes a space, or nothing between two
+    Chinese characters, which are written without spaces."""
+
+    def join(match: re.Match[str]) -> str:
+        before, after = text[match.start() - 1 : match.start()], text[match.end() : match.end() + 1]
+        return "" if _UNSPACED.match(before) and _UNSPACED.match(after) else " "
+
+    return _LINE_BREAK.sub(join, text)
+
+
 @cache
 def _to_simplified() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")

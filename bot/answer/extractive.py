@@ -23,8 +23,9 @@ from bot.answer.sentence_scoring import (
 from bot.errors import QuestionError
 from index import dictionary
 from index.retrieval import Retrieval, Retriever
+from index.sentences import sentences_excerpt
 from index.store import StoredChunk
-from index.text import fold
+from index.text import fold, unwrap
 
 # Sentences are quoted from the top chunks only.
 QUOTE_CANDIDATE_CHUNKS = 3
@@ -155,7 +156,7 @@ class Quoter:
         sentences = self._answering_sentences(passages[:QUOTE_CANDIDATE_CHUNKS], asked)
         text, citations = _cite(sentences)
         timings["extract"] = (time.perf_counter() - started) * 1000
-        quotes = tuple(sentence.text for sentence in sentences)
+        quotes = tuple(unwrap(sentence.text) for sentence in sentences)
         return Answer(retrieval.query, text, citations, passages, False, timings, quotes=quotes)
 
     def _answering_sentences(self, chunks: list[StoredChunk], asked: Question) -> list[Candidate]:
@@ -194,15 +195,16 @@ def choose_quotes(
 
 
 def _cite(sentences: list[Candidate]) -> tuple[str, list[Citation]]:
-    """Join sentences with `[n]` markers; one citation per chunk, numbered by first use."""
+    """Join sentences (each on one line) with `[n]` markers; one citation per chunk, numbered
+    by first use, quoting its sentences as the passage orders them (`sentences_excerpt`)."""
     numbers: dict[str, int] = {}
-    quotes: dict[str, list[str]] = {}
+    quoted: dict[str, list[str]] = {}
     parts = []
     for sentence in sentences:
         chunk_id = sentence.chunk.chunk_id
         n = numbers.setdefault(chunk_id, len(numbers) + 1)
-        quotes.setdefault(chunk_id, []).append(sentence.text)
-        parts.append(f"{sentence.text} [{n}]")
+        quoted.setdefault(chunk_id, []).append(sentence.text)
+        parts.append(f"{unwrap(sentence.text)} [{n}]")
     chunks = {sentence.chunk.chunk_id: sentence.chunk for sentence in sentences}
     citations = [
         Citation(
@@ -213,7 +215,7 @@ def _cite(sentences: list[Candidate]) -> tuple[str, list[Citation]]:
             date=chunks[chunk_id].date,
             url=chunks[chunk_id].url,
             path=chunks[chunk_id].path,
-            quote=" ".join(quotes[chunk_id]),
+            quote=sentences_excerpt(chunks[chunk_id].text, quoted[chunk_id]),
         )
         for chunk_id, n in numbers.items()
     ]

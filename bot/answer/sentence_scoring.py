@@ -57,10 +57,11 @@ FEATURES = (
 # signals, whose words and names already carry what it learns.
 
 # "When" asks for a time at the head of a question or of its second part ("..., and when"); in
-# a clause ("What does he do when ...") it does not.
+# a clause ("What does he do when ...") it does not. "How long" asks for a length or a
+# duration, both stated with a number (1.2 公里, 七年): a quantity.
 _FOLDED_TIME_QUESTION = re.compile(
     r"^\W*when\b|(?:,|\band|\bor)\s+when\b|\bwhat (?:year|month|day|date|time|century|decade|"
-    r"period|era)\b|\bwhich (?:year|month|day|century|decade)\b|\bhow long\b|"
+    r"period|era)\b|\bwhich (?:year|month|day|century|decade)\b|"
     r"何时|什么时候|什么时间|哪一?年|哪个?月|哪一?天|几年|何年|多久|多长时间|哪个时代|哪个世纪|何日"
 )
 _FOLDED_QUANTITY_QUESTION = re.compile(

@@ -1,4 +1,4 @@
-from index.sentences import paragraph_spans, sentence_spans
+from index.sentences import excerpt, paragraph_spans, sentence_spans
 
 
 def _texts(text: str) -> list[str]:
@@ -49,3 +49,22 @@ def test_spans_are_exact_offsets_into_the_original_text():
         assert piece == piece.strip()
         assert piece
     assert len(paragraph_spans(text)) == 2
+
+
+def test_an_excerpt_is_in_passage_order_with_an_ellipsis_where_sentences_are_left_out():
+    text = "First one.\nIt goes on here. Second one.\n\nThird one. Fourth one."
+    spans = sentence_spans(text)
+    assert _texts(text) == [
+        "First one.",
+        "It goes on here.",
+        "Second one.",
+        "Third one.",
+        "Fourth one.",
+    ]
+    assert (
+        excerpt(text, [spans[3], spans[0], spans[1]]) == "First one. It goes on here. … Third one."
+    )
+    chinese = "投資人擔心。\n查克柏格承諾\n投資。汪滔抱怨。"
+    parts = sentence_spans(chinese)
+    assert excerpt(chinese, parts) == "投資人擔心。查克柏格承諾投資。汪滔抱怨。"
+    assert excerpt(chinese, [parts[-1], parts[0]]) == f"{chinese[: parts[0].end]} … 汪滔抱怨。"

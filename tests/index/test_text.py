@@ -1,7 +1,7 @@
 """The one rule for "this text is Chinese", and loose comparison of text."""
 
 from bot.answer.llm.text import language_of
-from index.text import fold, mostly_chinese, writes_chinese
+from index.text import fold, mostly_chinese, unwrap, writes_chinese
 
 
 def test_a_text_writes_chinese_when_a_third_of_its_letters_are_cjk():
@@ -25,3 +25,13 @@ def test_the_prompts_language_follows_the_same_rule():
 
 def test_folding_ignores_width_case_and_traditional_forms():
     assert fold("團隊 ＱＷＥＮ") == fold("团队 qwen") == "团队 qwen"
+
+
+def test_unwrap_joins_lines_with_a_space_or_nothing_between_chinese_characters():
+    assert unwrap("used in Taiwan,\nHong Kong and Macau.") == "used in Taiwan, Hong Kong and Macau."
+    assert (
+        unwrap("繁體字在台灣、\n  香港使用。\n\n簡體字在中國。")
+        == "繁體字在台灣、香港使用。簡體字在中國。"
+    )
+    assert unwrap("Meta 投資\nScale AI。") == "Meta 投資 Scale AI。"
+    assert unwrap("one line, as it was") == "one line, as it was"

@@ -19,9 +19,9 @@ from decimal import Decimal
 from typing import Literal
 
 from bot.answer.llm.text import Language, language_of
-from index.sentences import sentence_spans
+from index.sentences import excerpt, sentence_spans
 from index.store import StoredChunk
-from index.text import HAN, HAN_RUN, fold, jieba_tagger
+from index.text import HAN, HAN_RUN, fold, jieba_tagger, unwrap
 
 Verdict = Literal["supported", "unverified", "unsupported", "uncited"]
 # Sentences quoted from a passage as the evidence for the sentences citing it.
@@ -151,12 +151,11 @@ def supporting_quote(chunk: StoredChunk, terms: Sequence[str]) -> str:
     ]
     most = max(hits, default=0)
     if not most:
-        return chunk.text.strip()
+        return unwrap(chunk.text.strip())
     ranked = sorted(
         (i for i, count in enumerate(hits) if 2 * count >= most), key=lambda i: -hits[i]
     )
-    best = sorted(ranked[:_QUOTE_SENTENCES])
-    return " ".join(chunk.text[spans[i].start : spans[i].end] for i in best)
+    return excerpt(chunk.text, [spans[i] for i in ranked[:_QUOTE_SENTENCES]])
 
 
 @dataclass(frozen=True)

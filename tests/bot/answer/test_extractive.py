@@ -115,6 +115,24 @@ def test_sentence_transformers_backend_answers_from_the_right_article(minilm, tm
     assert glasses.citations[0].url == "https://example.com/glasses"
 
 
+def test_a_hard_wrapped_article_is_quoted_on_one_line(e5, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "scripts.md").write_text(
+        "---\ntitle: Chinese scripts\ndate: 2025-11-20\n---\n"
+        "Simplified characters were introduced in mainland China in the 1950s and are used\n"
+        "there and in Singapore. Traditional characters are still used in Taiwan,\n"
+        "Hong Kong and Macau, where most newspapers print them.\n",
+        encoding="utf-8",
+    )
+    corpus = Corpus(chroma_connection(tmp_path / "data"), "scripts", e5, SEED_CHUNKING)
+    corpus.sync([folder])
+    answer = extractive(corpus, None).answer("Which places use Traditional characters?")
+    assert answer.quotes[0].startswith("Traditional characters are still used in Taiwan, Hong")
+    for text in (answer.text, *answer.quotes, *(c.quote for c in answer.citations)):
+        assert "\n" not in text
+
+
 def test_the_first_quote_names_the_models_distilled_from(seed_answerer):
     answer = seed_answerer.answer("What models did TBD distill from?")
     assert all(model in answer.quotes[0] for model in ("Gemma", "gpt-oss", "Qwen"))

@@ -34,6 +34,16 @@ def test_a_when_question_prefers_the_sentence_stating_a_time():
     assert rows[1, FEATURES.index("similarity")] == 0.0  # relative to the best
 
 
+def test_how_long_asks_for_a_number_a_length_or_a_duration():
+    found = [
+        _candidate("大橋全長 1.2 公里。", [0.8, 0.6]),
+        _candidate("大橋在今年春季通車。", [0.9, 0.1]),
+    ]
+    for question in ("How long is the bridge?", "How long did the work last?"):
+        rows = features(Question.of(question, np.array([1.0, 0.0])), found)
+        assert rows[:, FEATURES.index("asked_type")].tolist() == [1.0, 0.0]
+
+
 def test_an_english_word_is_found_in_the_chinese_word_it_translates_to():
     asked = Question.of("How much did Meta invest?", np.array([1.0, 0.0]))
     rows = features(
