@@ -193,9 +193,11 @@ def _search(args: argparse.Namespace) -> int:
 
     engine = _engine()
     k = args.k or engine.settings.top_k
-    retrieval = engine.retriever().retrieve(_question(engine, args.query), k)
+    retriever = engine.retriever()
+    retrieval = retriever.retrieve(_question(engine, args.query), k)
+    passages = retriever.matching_passages(retrieval)
     if args.json:
-        print(json.dumps(_retrieval_json(retrieval), ensure_ascii=False, indent=2))
+        print(json.dumps(_retrieval_json(retrieval, passages), ensure_ascii=False, indent=2))
         return 0
     if not retrieval.chunks:
         print("No passages found.")
@@ -203,8 +205,9 @@ def _search(args: argparse.Namespace) -> int:
     print(f"Best first; {SIMILARITY_EXPLAINED}.")
     for rank, chunk in enumerate(retrieval.chunks, start=1):
         label = similarity_label(retrieval.similarities.get(chunk.chunk_id))
-        print(f"{rank}. [{label}] {chunk.title} ({chunk.article_id}, chunk {chunk.ordinal})")
-        print(f"   {_one_line(chunk.text, 300)}")
+        dated = f"{chunk.title}, {chunk.date}" if chunk.date else chunk.title
+        print(f"{rank}. [{label}] {dated} ({chunk.article_id}, chunk {chunk.ordinal})")
+        print(f"   {_one_line(passages[chunk.chunk_id], 300)}")
     return 0
 
 
@@ -322,7 +325,8 @@ def _question(engine: Engine, text: str) -> str:
     return clean_question(text, engine.settings.max_question_chars)
 
 
-def _retrieval_json(retrieval: Retrieval) -> dict[str, object]:
+def _retrieval_json(retrieval: Retrieval, passages: dict[str, str]) -> dict[str, object]:
+    """`search --json`: each result with its chunk's text and the passage nearest the query."""
     return {
         "query": retrieval.query,
         "results": [
@@ -331,8 +335,10 @@ def _retrieval_json(retrieval: Retrieval) -> dict[str, object]:
                 "chunk_id": chunk.chunk_id,
                 "article": chunk.article_id,
                 "title": chunk.title,
+                "date": chunk.date,
                 "score": round(chunk.score, 4),
                 "similarity": _rounded(retrieval.similarities.get(chunk.chunk_id)),
+                "passage": passages[chunk.chunk_id],
                 "text": chunk.text,
             }
             for rank, chunk in enumerate(retrieval.chunks, start=1)

@@ -17,8 +17,9 @@ from index.embedding import Embedder
 from index.lexical import LexicalIndex, lexical_tokens, window_overlap
 from index.records import ChunkPassages
 from index.reranking import Reranker
+from index.sentences import sentences_excerpt
 from index.store import ChunkStore, StoredChunk
-from index.text import writes_chinese
+from index.text import unwrap, writes_chinese
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 # Each retriever's top this-many chunks feed the fusion.
@@ -255,6 +256,23 @@ class Retriever:
             for chunk, score in zip(pool, scores, strict=True)
         ]
         return sorted(rescored, key=lambda chunk: -chunk.score)
+
+    def matching_passages(self, retrieval: Retrieval) -> dict[str, str]:
+        """Each found chunk's two adjacent sentences nearest the query (its best stored
+        window), on one line: what a list of search results shows, rather than the chunk's
+        opening lines, which may be about something else. A chunk stored without its
+        sentences shows its whole text."""
+        stored = self._store.passages_of([chunk.chunk_id for chunk in retrieval.chunks])
+        shown = {}
+        for chunk in retrieval.chunks:
+            own = stored.get(chunk.chunk_id)
+            if own is None or not len(own.window_vectors):
+                shown[chunk.chunk_id] = unwrap(chunk.text.strip())
+                continue
+            best = int(np.argmax(own.window_vectors @ retrieval.query_vector))
+            pair = own.sentences(chunk.text)[best : best + 2]
+            shown[chunk.chunk_id] = sentences_excerpt(chunk.text, pair)
+        return shown
 
     def sentences(self, chunks: Sequence[StoredChunk]) -> list[SentenceVectors]:
         """The stored sentences of these chunks, in order, each with its vector and those of

@@ -241,9 +241,13 @@ def sources_payloads(citations: Sequence[Citation]) -> list[Payload]:
 
 
 def search_payloads(
-    query: str, chunks: Sequence[StoredChunk], similarities: Mapping[str, float] | None = None
+    query: str,
+    chunks: Sequence[StoredChunk],
+    similarities: Mapping[str, float] | None = None,
+    passages: Mapping[str, str] | None = None,
 ) -> list[Payload]:
-    """The best passages for a query, with their rank and similarity to it (/search)."""
+    """The best passages for a query, with their rank and similarity to it (/search): each
+    chunk shown by its passage nearest the query (`passages`, by chunk id), else its text."""
     shown_query = neutralise_mentions(query)
     if not chunks:
         return [Payload(content=shorten(f"No passages found for “{shown_query}”.", CONTENT_LIMIT))]
@@ -254,7 +258,10 @@ def search_payloads(
     for rank, chunk in enumerate(chunks, start=1):
         embed = discord.Embed(
             title=shorten(f"{rank}. {article_text(chunk.title)}", EMBED_TITLE_LIMIT),
-            description=shorten(article_text(chunk.text), SEARCH_PASSAGE_CHARS),
+            description=shorten(
+                article_text((passages or {}).get(chunk.chunk_id, chunk.text)),
+                SEARCH_PASSAGE_CHARS,
+            ),
             url=_web_url(chunk.url),
             colour=EMBED_COLOUR,
         )

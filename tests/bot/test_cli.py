@@ -118,6 +118,15 @@ def test_search_lists_ranked_passages(seed_articles, capsys):
     results = json.loads(capsys.readouterr().out)["results"]
     assert [r["rank"] for r in results] == [1, 2]
     assert results[0]["score"] >= results[1]["score"]
+    # Each result is shown by its two sentences nearest the query, not the chunk's opening.
+    assert "閉源" in results[0]["passage"]
+    assert len(results[0]["passage"]) < len(results[0]["text"])
+    assert all(result["date"] for result in results)
+    assert main(["search", "Avocado 閉源", "-k", "1"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[1].startswith("1. [")
+    assert f", {results[0]['date']} (" in listed[1]
+    assert "閉源" in listed[2]
 
 
 @pytest.mark.parametrize("command", ["ask", "search"])

@@ -81,6 +81,26 @@ def _chunk(chunk_id: str, article_id: str, score: float) -> StoredChunk:
     return StoredChunk(chunk_id, article_id, "text", "title", None, None, "", 0, 0, 4, score)
 
 
+def test_a_result_is_shown_by_its_passage_nearest_the_query(e5, tmp_path_factory):
+    bridge = {
+        "bridge.md": "---\ntitle: Greywater Bridge\n---\nThe city of Port Alder opened its new "
+        "cable-stayed bridge on Monday after four years of work. The mayor thanked the engineers "
+        "and the workers. Drivers will pay no tolls for the first six months,\nafter which a "
+        "toll of two dollars applies. A festival on the riverbank closed the day.",
+        **ARTICLES,
+    }
+    retriever = indexed_corpus(tmp_path_factory, e5, bridge, "passages").retriever(
+        retrieval_config()
+    )
+    retrieval = retriever.retrieve("Do drivers pay a toll on the bridge?", 2)
+    assert retrieval.chunks[0].article_id == "bridge.md"
+    passages = retriever.matching_passages(retrieval)
+    assert set(passages) == {chunk.chunk_id for chunk in retrieval.chunks}
+    shown = passages[retrieval.chunks[0].chunk_id]
+    assert "Drivers will pay no tolls for the first six months, after which" in shown
+    assert not shown.startswith("The city of Port Alder")  # not the chunk's opening lines
+
+
 def test_fusion_follows_bm25_only_as_far_as_its_weight():
     dense = [("a", 0.9), ("b", 0.8), ("c", 0.7), ("e", 0.1)]
     lexical = [("c", 30.0), ("b", 5.0), ("d", 1.0)]

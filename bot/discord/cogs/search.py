@@ -43,15 +43,23 @@ class Search(commands.Cog):
         scope = self.bot.scope_for(interaction.channel)
         async with self.bot.questions.slots:
             reader = await self.bot.readers.get(scope.collection)
-            retrieval = await asyncio.to_thread(self._retrieve, reader.retriever, query, results)
-        payloads = search_payloads(retrieval.query, retrieval.chunks, retrieval.similarities)
+            retrieval, passages = await asyncio.to_thread(
+                self._retrieve, reader.retriever, query, results
+            )
+        payloads = search_payloads(
+            retrieval.query, retrieval.chunks, retrieval.similarities, passages
+        )
         for payload in payloads:
             await send_followup(interaction, payload, ephemeral=True)
 
-    def _retrieve(self, retriever: Retriever, query: str, results: int) -> Retrieval:
-        """The best passages for the query, which is checked like a question."""
+    def _retrieve(
+        self, retriever: Retriever, query: str, results: int
+    ) -> tuple[Retrieval, dict[str, str]]:
+        """The best chunks for the query (checked like a question), and the passage of each
+        nearest it."""
         cleaned = clean_question(query, self.bot.settings.max_question_chars)
-        return retriever.retrieve(cleaned, results)
+        retrieval = retriever.retrieve(cleaned, results)
+        return retrieval, retriever.matching_passages(retrieval)
 
 
 async def setup(bot: CitebotBot) -> None:
