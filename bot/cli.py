@@ -177,6 +177,12 @@ def _index(args: argparse.Namespace) -> int:
     engine = _engine()
     paths = args.paths or [engine.settings.articles_dir]
     missing = [str(path) for path in paths if not path.exists()]
+    if missing and not args.paths:
+        raise ConfigError(
+            f"no articles folder {missing[0]} (CITEBOT_ARTICLES_DIR, the folder `citebot index` "
+            "reads when given none): create it, set CITEBOT_ARTICLES_DIR, or run "
+            "`citebot index PATH`"
+        )
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
     progress = _ProgressBar()

@@ -187,6 +187,13 @@ def test_ask_in_a_read_only_data_directory_is_one_line_naming_it(
     )
 
 
+def test_index_without_a_path_names_the_setting_when_its_folder_is_missing(capsys):
+    assert main(["index"]) == 1
+    error = capsys.readouterr().err
+    assert "no articles folder articles (CITEBOT_ARTICLES_DIR" in error
+    assert "`citebot index PATH`" in error
+
+
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["index", str(tmp_path / "nope")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
