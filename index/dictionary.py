@@ -119,6 +119,12 @@ def _stems(word: str) -> frozenset[str]:
     return frozenset(english_stems(_DEFINITION_NOISE.sub(" ", definitions)))
 
 
+def word_translations(word: str) -> frozenset[str]:
+    """The English stems a Chinese word (folded: Simplified) translates to, when it is a
+    dictionary word of 2 to `_MAX_WORD_CHARS` characters; else none."""
+    return _stems(word)
+
+
 def load() -> None:
     """Read the dictionary now, so that the first question does not pay for it."""
     _definitions()

@@ -4,7 +4,7 @@ by a conditional logistic scorer fitted on some evaluation sets and checked on a
 
 Similarity alone quotes sentences that are on the question's topic: across languages the
 sentences of one passage differ by a few hundredths of cosine similarity. The answer is the one
-that also writes the question's words (in its script, or in Chinese words a dictionary
+that also writes the question's words (in its script, or across languages in words a dictionary
 translates to them: `index.dictionary`), its names (or their other-script spellings:
 `index.aliases`), and what the question asks for (a date for "when", a number for "how many");
 and read with its neighbour (the stored window vector of the pair) it still fits the question.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.dictionary import english_stems, stem, translations
+from index.dictionary import english_stems, stem, translations, word_translations
 from index.lexical import lexical_tokens
 from index.retrieval import SentenceVectors
 from index.sentences import sentence_spans
@@ -214,16 +214,22 @@ def _tops(signal: np.ndarray, among: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Read:
-    """What the word signals read of one sentence: its folded text, BM25 tokens and, when the
-    question writes Latin words, the English stems it writes or translates to."""
+    """What the word signals read of one sentence: its folded text, BM25 tokens, the stems of
+    the English words it writes (`english`: what a Chinese question word's translations are
+    looked for in) and, when the question writes Latin words, the English stems it writes or
+    translates to."""
 
     folded: str
     tokens: frozenset[str]
+    english: frozenset[str]
     stems: frozenset[str]
 
     def __or__(self, other: _Read) -> _Read:
         return _Read(
-            f"{self.folded}\n{other.folded}", self.tokens | other.tokens, self.stems | other.stems
+            f"{self.folded}\n{other.folded}",
+            self.tokens | other.tokens,
+            self.english | other.english,
+            self.stems | other.stems,
         )
 
 
@@ -237,8 +243,9 @@ class _Reader:
     def __call__(self, text: str) -> _Read:
         if (known := self._read.get(text)) is None:
             folded = fold(text)
-            stems = translations(folded) | english_stems(folded) if self._translate else set()
-            known = _Read(folded, frozenset(lexical_tokens(folded)), frozenset(stems))
+            english = frozenset(english_stems(folded))
+            stems = translations(folded) | english if self._translate else frozenset()
+            known = _Read(folded, frozenset(lexical_tokens(folded)), english, frozenset(stems))
             self._read[text] = known
         return known
 
@@ -247,17 +254,22 @@ def _writes(
     words: Sequence[str], sentences: Sequence[_Read], spelled: Mapping[str, Sequence[str]]
 ) -> np.ndarray:
     """Which of these (folded) words each sentence writes as they are, in another script
-    (`spelled`: 汪滔 for alexandr), or, a Latin word, in Chinese words the dictionary translates
-    to it. `overlap` weighs each word by its inverse document frequency among the candidates,
-    so a word every candidate writes (the topic) counts for nothing and the words that set the
-    answer apart count most."""
+    (`spelled`: 汪滔 for alexandr), or across languages through the dictionary: a Latin word in
+    Chinese words that translate to it, a Chinese word (推出) in English words it translates to
+    (introduced). `overlap` weighs each word by its inverse document frequency among the
+    candidates, so a word every candidate writes (the topic) counts for nothing and the words
+    that set the answer apart count most."""
     stems = [stem(word) if _LATIN_TOKEN.fullmatch(word) else None for word in words]
+    meanings = [
+        word_translations(word) if HAN_RUN.fullmatch(word) else frozenset() for word in words
+    ]
     found = np.zeros((len(sentences), len(words)), dtype=bool)
     for row, sentence in enumerate(sentences):
         for column, (word, word_stem) in enumerate(zip(words, stems, strict=True)):
             found[row, column] = (
                 word in sentence.tokens
                 or word_stem in sentence.stems
+                or not meanings[column].isdisjoint(sentence.english)
                 or any(other in sentence.folded for other in spelled.get(word, ()))
             )
     return found

@@ -59,6 +59,19 @@ def test_an_english_word_is_found_in_the_chinese_word_it_translates_to():
     assert overlap[0] > overlap[1] > overlap[2] == 0.0
 
 
+def test_a_chinese_word_is_found_in_the_english_words_it_translates_to():
+    asked = Question.of("Meta 投資了哪家公司？", np.array([1.0, 0.0]))
+    rows = features(
+        asked,
+        [
+            _candidate("Meta invested 14.3 billion dollars in Scale AI.", [0.9, 0.1]),
+            _candidate("Meta changed its strategy this spring.", [0.9, 0.1]),
+        ],
+    )
+    overlap = rows[:, FEATURES.index("overlap")]
+    assert overlap[0] > overlap[1] == 0.0  # 投資 is "invest"; Meta, which both write, counts nil
+
+
 def test_an_other_script_spelling_counts_as_the_name():
     spellings = {"alexandr wang": ["汪滔"]}
     asked = Question.of("Who is Alexandr Wang?", np.array([1.0, 0.0]), spellings)
