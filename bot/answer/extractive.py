@@ -34,7 +34,9 @@ QUOTE_CANDIDATE_CHUNKS = 3
 # 1.19 on drcd-dev; an answering quote for 0.785 / 0.880 of the questions).
 QUOTE_CLOSENESS = 0.2
 
+# What Python makes of bytes in a command line that are not UTF-8.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 # Called with the answer text so far while a generated answer streams in.
 TextCallback = Callable[[str], None]
 AnswerMode = Literal["extractive", "generated"]
