@@ -18,6 +18,11 @@ every set's articles, its rates on the other half's; and leave-one-set-out, the 
 fitted on the other sets and its rates on the set left out (its own questions, and the other
 sets' questions asked of it), so a policy that only learnt the sets it saw shows up.
 
+With `--near-misses`, the harder unanswerable questions, on an indexed subject: each set's
+articles are copied with one paragraph of each left out (`DATA_DIR/eval/near-misses`), the
+questions that only the left-out paragraph answered become unanswerable, and those another
+paragraph answers stay answerable; the calibrated policy's rates, and each signal's, on them.
+
 Each set is indexed (or its cached eval index reused) like `citebot eval` does.
 """
 
@@ -36,6 +41,7 @@ from bot.answer.abstention import AbstentionPolicy, abstention_margin, calibrate
 from bot.answer.engine import Engine
 from bot.evaluation import EvalQuestion, eval_corpus, load_questions
 from index.retrieval import Retrieval
+from index.text import fold
 
 
 def _rates(policy: AbstentionPolicy, answerable: list[Retrieval], unanswerable: list[Retrieval]):
@@ -59,6 +65,9 @@ def main() -> None:
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--per-set", type=int, default=300, help="questions sampled per set")
     parser.add_argument("--max-false-abstain", type=float, default=0.03)
+    parser.add_argument(
+        "--near-misses", action="store_true", help="also measure questions on an indexed subject"
+    )
     args = parser.parse_args()
 
     engine = Engine.configured()
@@ -138,6 +147,94 @@ def main() -> None:
                     f"{held_out:16} false-abstain {false_abstain:.3f}  false-answer "
                     f"{false_answer:.3f}  ({dataclasses.asdict(fitted[2])})"
                 )
+
+    if args.near_misses:
+        _near_misses(engine, args.sets, args.per_set)
+
+
+def _near_misses(engine: Engine, sets: list[Path], per_set: int) -> None:
+    """The calibrated policy, and each signal, on near misses: questions about an indexed
+    article that the article no longer answers (`_near_miss_set`)."""
+    policy = calibrated_policy(engine.embedder.identity)
+    print("\nnear misses: each article less one paragraph")
+    answerable: list[Retrieval] = []
+    unanswerable: list[Retrieval] = []
+    for set_dir in sets:
+        copy = engine.settings.data_dir / "eval" / "near-misses" / set_dir.name
+        kept, missed = _near_miss_set(set_dir, copy)
+        rng = random.Random(0)
+        kept = rng.sample(kept, min(per_set, len(kept)))
+        missed = rng.sample(missed, min(per_set, len(missed)))
+        corpus = eval_corpus(engine, [copy / "articles"])
+        corpus.sync([copy / "articles"])
+        retriever = engine.retriever(corpus)
+        own = [retriever.retrieve(q.question, 10) for q in kept]
+        asked = [retriever.retrieve(q.question, 10) for q in missed]
+        answerable += own
+        unanswerable += asked
+        if policy and own and asked:
+            false_abstain, false_answer = _rates(policy, own, asked)
+            print(
+                f"  {set_dir.name:16} false-abstain {false_abstain:.3f}  false-answer "
+                f"{false_answer:.3f}  ({len(own)} answerable / {len(asked)} near misses)"
+            )
+    if not answerable or not unanswerable:
+        return
+    for name, signal in (
+        ("top1", lambda r: r.dense_scores[0]),
+        ("margin", lambda r: abstention_margin(r.dense_scores, r.background_scores)),
+    ):
+        _threshold_table(
+            f"{name} (near misses)",
+            np.array([signal(r) for r in answerable]),
+            np.array([signal(r) for r in unanswerable]),
+        )
+    same_script = [r for r in answerable if r.same_script]
+    if same_script:
+        _threshold_table(
+            "lexical overlap (near misses, questions written like their best chunk)",
+            np.array([r.lexical_overlap for r in same_script]),
+            np.array([r.lexical_overlap for r in unanswerable if r.same_script]),
+        )
+
+
+def _near_miss_set(set_dir: Path, into: Path) -> tuple[list[EvalQuestion], list[EvalQuestion]]:
+    """Copy the set's articles into `into/articles`, each without one of its paragraphs (blank-
+    line separated, after any front matter; which one by a stable hash of the file name), and
+    split its questions: those whose answer is still in their article, and the near misses,
+    whose answer was only in the paragraph left out. Questions answered in both are dropped."""
+    articles = into / "articles"
+    articles.mkdir(parents=True, exist_ok=True)
+    missing: dict[Path, str] = {}
+    kept_text: dict[Path, str] = {}
+    for path in sorted((set_dir / "articles").iterdir()):
+        text = path.read_text(encoding="utf-8")
+        head, body = "", text
+        if text.startswith("---") and (end := text.find("\n---", 3)) != -1:
+            head, body = text[: end + 4], text[end + 4 :]
+        paragraphs = [p for p in body.split("\n\n") if p.strip()]
+        if len(paragraphs) < 2:
+            continue
+        left_out = hashlib.sha256(path.name.encode()).digest()[0] % len(paragraphs)
+        rest = paragraphs[:left_out] + paragraphs[left_out + 1 :]
+        copy = "\n\n".join(part for part in (head, *rest) if part) + "\n"
+        target = articles / path.name
+        if not target.is_file() or target.read_text(encoding="utf-8") != copy:
+            target.write_text(copy, encoding="utf-8")  # unchanged, the cached index stays
+        missing[path.resolve()] = fold(paragraphs[left_out])
+        kept_text[path.resolve()] = fold("\n".join(rest))
+    kept, missed = [], []
+    for question in load_questions(set_dir):
+        if question.gold_path not in missing:
+            continue
+        answers = [fold(answer) for answer in question.answers]
+        in_missing = any(a in missing[question.gold_path] for a in answers)
+        in_rest = any(a in kept_text[question.gold_path] for a in answers)
+        if in_rest and not in_missing:
+            kept.append(dataclasses.replace(question, gold_path=articles / question.gold_path.name))
+        elif in_missing and not in_rest:
+            missed.append(question)
+    return kept, missed
 
 
 def _half(question: EvalQuestion) -> int:
