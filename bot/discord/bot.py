@@ -332,9 +332,13 @@ async def report_error(interaction: discord.Interaction[Any], error: Exception) 
         text = "Only members who can manage this server may use this command."
     elif isinstance(cause, app_commands.CheckFailure):
         text = "You can't use this command here."
+    elif isinstance(cause, discord.DiscordServerError):
+        # Discord's own outage (discord.py has already retried what it retries): one line, no
+        # traceback, and the user is told to ask again should the next call get through.
+        log.warning("Discord failed in %s: %s", _where(interaction), cause)
+        text = "Discord could not take my reply just now; please try again in a moment."
     else:
-        where = interaction.command.qualified_name if interaction.command else "a button"
-        log.error("error in %s", where, exc_info=cause)
+        log.error("error in %s", _where(interaction), exc_info=cause)
         text = "Something went wrong on my side; the error was logged."
     try:
         await send_ephemeral(interaction, text)
@@ -344,6 +348,11 @@ async def report_error(interaction: discord.Interaction[Any], error: Exception) 
         log.warning("interaction %s expired before the user was told: %s", interaction.id, text)
     except discord.HTTPException:
         log.warning("could not tell the user about an error", exc_info=True)
+
+
+def _where(interaction: discord.Interaction[Any]) -> str:
+    """The command (or a button) an interaction is for, for the log."""
+    return interaction.command.qualified_name if interaction.command else "a button"
 
 
 def run_bot(engine: Engine, *, sync: bool = False, guild_id: int | None = None) -> int:

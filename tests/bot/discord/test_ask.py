@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import types
 from pathlib import Path
 from typing import Any
 
+import discord.webhook.async_
 import pytest
 
 from bot.answer.engine import Engine
@@ -199,6 +202,32 @@ async def test_a_rate_limited_answer_waits_and_is_posted_once(
     [answer] = fake.messages_for(interaction)
     assert "Gemma" in answer["content"]
     assert len(custom_ids(answer)) == 3
+
+
+async def test_discord_failing_to_take_the_answer_is_one_log_line_and_a_retry_hint(
+    fake: FakeDiscord, citebot: CitebotBot, monkeypatch, caplog
+) -> None:
+    # discord.py tries a webhook call five times, 1 to 9 s apart, before it gives up on a 5xx:
+    # the same tries, without the waits.
+    no_waits = types.ModuleType("asyncio")
+    no_waits.__dict__.update(vars(asyncio))
+
+    async def no_wait(delay: float) -> None:
+        await asyncio.sleep(0)
+
+    no_waits.sleep = no_wait  # type: ignore[attr-defined]
+    monkeypatch.setattr(discord.webhook.async_, "asyncio", no_waits)
+    fake.fail(lambda method, path, body: method == "POST" and "/webhooks/" in path, 503, times=5)
+
+    interaction = await fake.send_slash_command("ask", {"question": DISTILL_QUESTION})
+
+    [reply] = await private_replies(fake, interaction)
+    assert "Discord could not take my reply" in reply["content"]
+    assert "Gemma" not in reply["content"]
+    failures = [r for r in caplog.records if "Discord failed in ask" in r.getMessage()]
+    assert len(failures) == 1
+    assert "503" in failures[0].getMessage()
+    assert not [r for r in caplog.records if r.exc_info or r.levelname == "ERROR"]
 
 
 async def test_an_answer_the_data_directory_cannot_take_is_posted_without_buttons(
