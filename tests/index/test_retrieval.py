@@ -49,6 +49,17 @@ def test_english_question_finds_chinese_passage_in_hybrid_mode(corpus):
     assert retrieval.dense_scores == sorted(retrieval.dense_scores, reverse=True)
 
 
+def test_english_words_are_searched_for_as_the_chinese_words_the_articles_write(corpus):
+    retriever = corpus.retriever(retrieval_config(mode="bm25"))
+    question = "What is the climate of the Matsu Islands like?"
+    written, share = retriever.translations(question)
+    assert {"气候", "列岛"} <= set(written)  # folded, as BM25 reads the articles
+    assert all("桥" not in word for word in written)  # only words these articles write
+    assert share == 3 / 4  # climate, matsu and islands are written; "like" is not
+    retrieval = retriever.retrieve(question, 2)
+    assert retrieval.chunks[0].article_id == "matsu.md"  # BM25 alone, across languages
+
+
 def test_exact_name_in_an_english_question_is_found(corpus):
     retrieval = corpus.retriever(retrieval_config(mode="hybrid")).retrieve(
         "Which chef made the pineapple buns?", 1
