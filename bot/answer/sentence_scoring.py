@@ -76,11 +76,17 @@ _FOLDED_QUANTITY_QUESTION = re.compile(
     r"\bwhat (?:percentage|proportion|number|amount|share|population|size)\b|多少|几|多大|多长|"
     r"多高|多远|多重|多深|多宽|百分之|比例"
 )
+# A time: a year, month, day, season or era, or one said from today as news does (明天, 下周,
+# 年底, "next week", "on Monday").
 _TIME = re.compile(
     r"\d{1,4}\s*(?:年|月|日|世纪|年代)|[一二三四五六七八九十百〇零两]+\s*(?:年|月|日|世纪|年代)|"
     r"明年|去年|今年|前年|后年|春季|夏季|秋季|冬季|春天|夏天|秋天|冬天|初期|中期|末期|"
+    r"今天|明天|昨天|后天|前天|今晚|明晚|昨晚|[上下本这]个?(?:周|星期|礼拜|月)|月[底初]|年[底初]|"
+    r"(?:周|星期|礼拜)[一二三四五六日天]|"
     r"\b(?:1[0-9]|20)\d{2}s?\b|\b(?:january|february|march|april|may|june|july|august|"
-    r"september|october|november|december|spring|summer|autumn|winter|century)\b"
+    r"september|october|november|december|spring|summer|autumn|winter|century|today|tomorrow|"
+    r"yesterday|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|"
+    r"\b(?:next|last|this) (?:week|month|year)\b"
 )
 # A number: digits, two or more Chinese numerals, or one before a measure word (not the 一 of
 # 一种 "a kind of" or of 统一).

@@ -34,6 +34,21 @@ def test_a_when_question_prefers_the_sentence_stating_a_time():
     assert rows[1, FEATURES.index("similarity")] == 0.0  # relative to the best
 
 
+def test_a_time_said_from_today_is_a_time():
+    asked = Question.of("When will power be restored?", np.array([1.0, 0.0]))
+    stated = [
+        "台電預計明天晚上前恢復九成供電。",
+        "市議會將在下個月審查。",
+        "工程預計年底完工。",
+        "The board will vote on Monday.",
+        "Repairs should end next week.",
+    ]
+    unstated = ["台電已調派 2,000 名搶修人員。", "Crews are working around the clock."]
+    rows = features(asked, [_candidate(text, [1.0, 0.0]) for text in stated + unstated])
+    column = rows[:, FEATURES.index("asked_type")].tolist()
+    assert column == [1.0] * len(stated) + [0.0] * len(unstated)
+
+
 def test_how_long_asks_for_a_number_a_length_or_a_duration():
     found = [
         _candidate("大橋全長 1.2 公里。", [0.8, 0.6]),
