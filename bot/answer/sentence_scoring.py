@@ -61,7 +61,9 @@ FEATURES = (
 # jieba's words for a Chinese question instead of character bigrams (-0.006 / -0.008),
 # gradient-boosted trees over the same signals (-0.011 / -0.005), and a question's Latin names
 # found in the Chinese names of the candidates by their consonants (Jacksonville in 杰克逊维尔,
-# Norman in 诺曼: 0.000 / +0.002, and +0.001 / +0.002 with half of xquad's articles in the fit).
+# Norman in 诺曼: 0.000 / +0.002, and +0.001 / +0.002 with half of xquad's articles in the fit),
+# and an English word found through the dictionary's one- or two-word senses of the sentence's
+# words (`chinese_words`, what BM25 searches for) instead of all their definitions: -0.003 / 0.000.
 
 # "When" asks for a time at the head of a question or of its second part ("..., and when"); in
 # a clause ("What does he do when ...") it does not. "How long" asks for a length or a
